@@ -1,0 +1,206 @@
+"""The ``avs`` command. Every subcommand has a twin ``jobs/<name>.py`` taking the same arguments, for
+``ray job submit -- python jobs/<name>.py ...``.
+
+Settings are layered: preset < YAML (--config) < flags (named flags and --set key=value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import yaml
+
+from avs.config import deep_merge, dump_yaml, from_dict, load_yaml
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node: Any = tree
+    for i, key in enumerate(keys[:-1]):
+        nxt_is_index = keys[i + 1].isdigit()
+        if isinstance(node, list):
+            node = node[int(key)]
+            continue
+        if key not in node or node[key] is None:
+            node[key] = [] if nxt_is_index else {}
+        node = node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _parse_set(items: Sequence[str]) -> list[tuple[str, Any]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        out.append((key.strip(), yaml.safe_load(raw)))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- extract
+def add_extract_args(p: argparse.ArgumentParser) -> None:
+    from avs.data import DATASETS
+    from avs.presets import PRESETS
+
+    p.add_argument("input", help="dataset root (TAU / DESED layout), a media folder, or a manifest "
+                   "(.csv / .tsv / .parquet with a 'path' column)")
+    p.add_argument("--out", required=True, help="output folder (local path or pyarrow filesystem URI)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="paper settings to start from (default: none; then --config must give features)")
+    p.add_argument("--config", default=None, help="YAML file with extract settings (overrides the preset)")
+    p.add_argument("--dataset", choices=DATASETS, default=None, help="input layout (default: auto-detect)")
+    p.add_argument("--sample-rate", type=int, default=None, help="audio.sample_rate_hz (preset: e.g. 48000)")
+    p.add_argument("--channels", choices=["mono", "stereo"], default=None, help="audio.channels (default mono)")
+    p.add_argument("--segment-seconds", type=float, default=None, help="audio.segment_seconds (preset)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                   help="pipeline.device (default auto: CUDA when the cluster has GPUs)")
+    p.add_argument("--decoders", type=int, default=None, help="decode actors (default: CPUs - 1)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray (default: all)")
+    p.add_argument("--decode-timeout", type=float, default=None, help="seconds per file before the decoder "
+                   "is killed (default 120)")
+    p.add_argument("--rows-per-shard", type=int, default=None, help="rows per Parquet part (default 4096)")
+    p.add_argument("--max-failure-fraction", type=float, default=None,
+                   help="exit with status 1 when more than this fraction of clips fail (default 0.1)")
+    p.add_argument("--no-retry-errors", action="store_true", help="on a re-run, skip clips that failed before "
+                   "(default: try them again)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other setting, dotted (e.g. features.0.params.n_mels=128); repeatable")
+
+
+def extract_config_from_args(args: argparse.Namespace) -> Any:
+    from avs.presets import preset
+    from avs.shards.config import ExtractConfig
+
+    tree: dict[str, Any] = {}
+    if args.preset:
+        tree = deep_merge(tree, json.loads(json.dumps(preset(args.preset))))
+        tree["preset"] = args.preset
+    if args.config:
+        tree = deep_merge(tree, load_yaml(args.config))
+    tree["input"] = args.input
+    tree["out"] = args.out
+    flags = {
+        "dataset": args.dataset, "audio.sample_rate_hz": args.sample_rate, "audio.channels": args.channels,
+        "audio.segment_seconds": args.segment_seconds, "pipeline.device": args.device,
+        "pipeline.decoders": args.decoders, "pipeline.num_cpus": args.num_cpus,
+        "pipeline.decode_timeout_s": args.decode_timeout, "pipeline.rows_per_shard": args.rows_per_shard,
+        "pipeline.max_failure_fraction": args.max_failure_fraction,
+        "pipeline.retry_errors": False if args.no_retry_errors else None,
+    }
+    for key, value in flags.items():
+        if value is not None:
+            _set_path(tree, key, value)
+    for key, value in _parse_set(args.set):
+        _set_path(tree, key, value)
+    return from_dict(ExtractConfig, tree)
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from avs.features.base import extractor_config
+    from avs.shards.pipeline import failure_fraction, run_extract
+    from avs.shards.state import ConfigMismatchError
+    from avs.shards.storage import Storage
+
+    try:
+        cfg = extract_config_from_args(args)
+        for f in cfg.features:
+            extractor_config(f.extractor, f.params)  # unknown extractor / option: fail before any work
+    except (ValueError, TypeError, KeyError) as exc:
+        print(f"avs extract: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_extract(cfg)
+    except ConfigMismatchError as exc:
+        print(f"avs extract: refused: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"avs extract: {exc}", file=sys.stderr)
+        return 2
+    storage = Storage(cfg.out)
+    dump_yaml(cfg, storage.path("config.yaml")) if "://" not in storage.uri else None
+    frac = failure_fraction(summary)
+    if frac > cfg.pipeline.max_failure_fraction:
+        print(f"avs extract: {frac:.1%} of clips failed (> max_failure_fraction "
+              f"{cfg.pipeline.max_failure_fraction:.1%}); see {storage.path('errors.parquet')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- demo-data
+def add_demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="folder to write the demo datasets into (OUT/tau, OUT/desed)")
+    p.add_argument("--clips-per-class", type=int, default=2, help="TAU-layout clips per scene class (default 2)")
+    p.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from avs.data.demo import write_demo_data
+
+    info = write_demo_data(args.out, n_clips_per_class=args.clips_per_class, seconds=args.seconds, seed=args.seed)
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- manifest
+def add_manifest_args(p: argparse.ArgumentParser) -> None:
+    from avs.data import DATASETS
+
+    p.add_argument("input", help="dataset root, media folder or manifest file")
+    p.add_argument("--out", required=True, help="manifest file to write (.parquet or .csv)")
+    p.add_argument("--dataset", choices=DATASETS, default="auto", help="input layout (default auto-detect)")
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from avs.data import load_manifest
+
+    table = load_manifest(args.input, args.dataset)
+    if args.out.endswith(".csv"):
+        flat = table.drop_columns(["labels", "events"]).append_column(
+            "labels", [[";".join(x or []) for x in table.column("labels").to_pylist()]])
+        pacsv.write_csv(flat, args.out)
+    else:
+        pq.write_table(table, args.out)
+    print(f"wrote {table.num_rows} clips to {args.out}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "demo-data": ("write a small synthetic TAU-layout and DESED-layout dataset", add_demo_args, cmd_demo_data),
+    "extract": ("extract audio features of a dataset into Parquet shards (Ray Data)", add_extract_args, cmd_extract),
+    "manifest": ("write the manifest (one row per clip) of a dataset", add_manifest_args, cmd_manifest),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avs", description="audio-visual feature extraction and training on Ray",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_args, _) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command][2](args)
+
+
+def job_main(command: str, argv: Sequence[str] | None = None) -> int:
+    """Entry of ``jobs/<command>.py``: the same arguments as ``avs <command>``."""
+    return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Named settings of the papers, so users write ``--preset dcase2021-t1b`` instead of copying numbers.
+
+Each preset is a nested mapping merged under the user's YAML and flags (``avs.config.deep_merge``).
+Every number cites its paper (files in ../shared/seeds/) and section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Paper 000 (Okazaki et al., DCASE2021 Task 1B), section 2.1: 10-s clips split into ten 1-s files;
+    # librosa log-mel with sr 48 kHz, n_mels 256, n_fft 4096, hop_length 512 (other settings librosa
+    # defaults: Hann window, centred frames, Slaney mel, power 2, power_to_db top_db 80), plus delta and
+    # delta-delta (the DCASE2020 Task 1A winner's input, ref [12]) stacked as 3 channels.
+    "dcase2021-t1b": {
+        "audio": {
+            "sample_rate_hz": 48_000,  # 000 §2.1 "sampling rate (sr) is 48kHz"
+            "channels": "mono",  # 000 §2.1 uses librosa, which loads mono (to_mono) by default
+            "segment_seconds": 1.0,  # 000 §2.1 "ten 1 second audio files"
+        },
+        "features": [
+            {
+                "name": "logmel",
+                "extractor": "logmel",
+                "params": {
+                    "n_mels": 256,  # 000 §2.1
+                    "n_fft": 4096,  # 000 §2.1
+                    "hop_length": 512,  # 000 §2.1
+                    "deltas": True,  # 000 §2.1 "log-mel spectrograms with delta/delta-delta features"
+                },
+            }
+        ],
+    },
+    # Paper 003 (Turpault et al., DCASE2020 Task 4 baseline), section 4 "input features": 16 kHz, 128 mel
+    # bands, 2048-sample STFT windows, hop 255; the baseline code (paper footnote 3) takes the mel of the
+    # magnitude (power 1) with a Hamming window, reflect padding, no mel normalisation, and
+    # librosa.amplitude_to_db (top_db 80); 10-s clips -> 628 frames.
+    "dcase2020-sed": {
+        "audio": {
+            "sample_rate_hz": 16_000,  # 003 §4
+            "channels": "mono",
+            "segment_seconds": None,  # one 10-s clip per row (DESED clips are 10 s, 003 §2)
+            "clip_seconds": 10.0,
+        },
+        "features": [
+            {
+                "name": "logmel",
+                "extractor": "logmel",
+                "params": {
+                    "n_mels": 128,  # 003 §4
+                    "n_fft": 2048,  # 003 §4 "2048 sample windows"
+                    "hop_length": 255,  # 003 §4 "255 hop size"
+                    "window": "hamming",  # baseline code
+                    "pad_mode": "reflect",  # baseline code
+                    "power": 1.0,  # baseline code: mel of the magnitude
+                    "mel_norm": None,  # baseline code
+                    "top_db": 80.0,  # librosa.amplitude_to_db default
+                    "deltas": False,
+                    "n_frames": 628,  # 1 + 160000 // 255
+                },
+            }
+        ],
+    },
+    # Paper 004 (tri-training + adversarial SED, DCASE2019 Task 4), section 4.1: audio down-sampled from
+    # 44.1 kHz to 22.05 kHz, 128-bin log-mel, 2048 window, 345 hop, 640 x 128 input per 10-s clip.
+    "dcase2019-tritrain": {
+        "audio": {
+            "sample_rate_hz": 22_050,  # 004 §4.1
+            "channels": "mono",
+            "segment_seconds": None,
+            "clip_seconds": 10.0,  # DCASE2019 Task 4 clips are 10 s
+        },
+        "features": [
+            {
+                "name": "logmel",
+                "extractor": "logmel",
+                "params": {
+                    "n_mels": 128,  # 004 §4.1 "128-bin"
+                    "n_fft": 2048,  # 004 §4.1 "2048-window"
+                    "hop_length": 345,  # 004 §4.1 "345-hop"
+                    "deltas": False,
+                    "n_frames": 640,  # 004 §4.1 "640 frames" (1 + 220500 // 345 = 640)
+                },
+            }
+        ],
+    },
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None

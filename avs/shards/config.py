@@ -1,0 +1,86 @@
+"""Frozen configs of the extraction job (``avs extract``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from avs.config import config_hash, to_dict
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    sample_rate_hz: int = 48_000  # every clip is resampled to this rate (torchaudio sinc resampling)
+    channels: Literal["mono", "stereo"] = "mono"  # mono: mean downmix; stereo: 2 channels, each on its own
+    segment_seconds: float | None = 1.0  # None: the whole clip is one segment (needs clip_seconds)
+    hop_seconds: float | None = None  # between segment starts; None = segment_seconds (no overlap)
+    clip_seconds: float | None = None  # pad (zeros) / crop every clip to this length first; None = as decoded
+    min_last_fraction: float = 0.5  # a trailing partial segment this long (of a segment) is zero-padded, else dropped
+    backend: str = "auto"  # audio decoder: auto | soundfile | pyav | a plugin's name
+
+    def segment_samples(self) -> int:
+        seconds = self.segment_seconds if self.segment_seconds is not None else self.clip_seconds
+        if seconds is None:
+            raise ValueError("audio.segment_seconds=None needs audio.clip_seconds")
+        return int(round(seconds * self.sample_rate_hz))
+
+    def n_channels(self) -> int:
+        return 1 if self.channels == "mono" else 2
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSetConfig:
+    name: str  # output folder OUT/<name>/ and the feature column's name
+    extractor: str  # registry name: logmel, mfcc, texture, ...
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # the extractor's config fields
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    batch_clips: int = 4  # clips per decode task
+    batch_segments: int = 64  # segments per feature batch
+    decoders: int | None = None  # decode actors; None = cluster CPUs - feature workers (at least 1)
+    feature_workers: int | None = None  # feature actors; None = number of GPUs, or 1 on CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when the cluster has GPUs
+    decode_timeout_s: float = 120.0  # a decoder still busy after this long on one file is killed
+    rows_per_shard: int = 4096  # feature rows per Parquet part (shards end on clip boundaries)
+    max_failure_fraction: float = 0.1  # exit status 1 when more than this fraction of clips failed
+    num_cpus: int | None = None  # CPUs of the embedded local Ray (None: all); ignored on a cluster
+    plugins: tuple[str, ...] = ()  # modules imported by decode workers (to register decoders)
+    progress_interval_s: float = 5.0  # seconds between progress lines
+    retry_errors: bool = True  # a re-run tries clips that failed before again
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    input: str  # dataset root, media folder or manifest file (CSV / TSV / Parquet)
+    out: str  # output folder (local path or a pyarrow filesystem URI)
+    dataset: str = "auto"  # auto | tau | desed | folder | manifest
+    preset: str | None = None  # the preset the settings started from (recorded, not re-applied)
+    audio: AudioConfig = AudioConfig()
+    features: tuple[FeatureSetConfig, ...] = ()
+    pipeline: PipelineConfig = PipelineConfig()
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise ValueError("no feature sets configured: pass --preset or a config with 'features'")
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"feature set names must be unique, got {names}")
+
+
+def feature_set_identity(audio: AudioConfig, feature: FeatureSetConfig) -> dict[str, Any]:
+    """Everything that determines a feature set's numbers (the resolved extractor config included)."""
+    from avs.features.base import extractor_config
+
+    audio_part = {k: v for k, v in to_dict(audio).items() if k != "backend"}
+    return {
+        "name": feature.name,
+        "extractor": feature.extractor,
+        "params": to_dict(extractor_config(feature.extractor, feature.params)),
+        "audio": audio_part,
+    }
+
+
+def feature_set_hash(audio: AudioConfig, feature: FeatureSetConfig) -> str:
+    return config_hash(feature_set_identity(audio, feature))

@@ -1,0 +1,94 @@
+"""What an output folder already holds: feature-set identities, finished clips, previous errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pyarrow as pa
+
+from avs.shards.storage import Storage
+
+FEATURE_SET_FILE = "_feature_set.json"
+ERRORS_FILE = "errors.parquet"
+PART_RE = re.compile(r"^part-(\d{5,})\.parquet$")
+
+ERRORS_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("path", pa.string()),
+        ("stage", pa.string()),  # manifest | decode | segment | features
+        ("error_type", pa.string()),
+        ("message", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+
+
+class ConfigMismatchError(RuntimeError):
+    """The output folder holds a feature set made with other settings."""
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def claim_feature_set(storage: Storage, name: str, identity: dict[str, Any], digest: str) -> None:
+    """Record the feature set's settings, or refuse when the folder already holds other settings."""
+    rel = f"{name}/{FEATURE_SET_FILE}"
+    if storage.exists(rel):
+        old = storage.read_json(rel)
+        if old.get("hash") != digest:
+            changes = _diff(old.get("identity", {}), identity)
+            raise ConfigMismatchError(
+                f"{storage.path(name)} already holds feature set {name!r} made with other settings "
+                f"(hash {old.get('hash')} != {digest}): " + "; ".join(changes[:8])
+                + ". Write to a new --out folder, or delete that folder to start over."
+            )
+        return
+    storage.makedirs(name)
+    storage.write_json(rel, {"hash": digest, "identity": identity})
+
+
+def part_names(storage: Storage, name: str) -> list[str]:
+    return [n for n in storage.list(name, prefix="part-", suffix=".parquet") if PART_RE.match(n)]
+
+
+def finished_clips(storage: Storage, name: str) -> set[str]:
+    """clip_ids present in the feature set's parts (shards hold whole clips only)."""
+    done: set[str] = set()
+    for part in part_names(storage, name):
+        done.update(storage.read_table(f"{name}/{part}", columns=["clip_id"]).column("clip_id").to_pylist())
+    return done
+
+
+def next_part_index(storage: Storage, names: list[str]) -> int:
+    indices = [int(PART_RE.match(p).group(1)) for n in names for p in part_names(storage, n)]
+    return max(indices, default=-1) + 1
+
+
+def read_errors(storage: Storage) -> pa.Table:
+    if not storage.exists(ERRORS_FILE):
+        return ERRORS_SCHEMA.empty_table()
+    return storage.read_table(ERRORS_FILE).cast(ERRORS_SCHEMA)
+
+
+def write_errors(storage: Storage, table: pa.Table) -> None:
+    storage.write_table(ERRORS_FILE, table.cast(ERRORS_SCHEMA))
+
+
+def shard_metadata(identity: dict[str, Any], digest: str, shape: tuple[int, ...]) -> dict[bytes, bytes]:
+    import avs
+
+    return {
+        b"avs.feature_set": json.dumps(identity, sort_keys=True).encode(),
+        b"avs.config_hash": digest.encode(),
+        b"avs.shape": json.dumps(list(shape)).encode(),
+        b"avs.version": avs.__version__.encode(),
+    }

@@ -1,0 +1,1 @@
+"""Deterministic synthetic test data made in code: seeded signals (``signals``) and media files (``media``)."""
