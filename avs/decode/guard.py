@@ -48,6 +48,9 @@ class RemoteDecodeError(DecodeError):
         self.kind = kind
 
 
+_ERROR_CLASSES = {cls.kind: cls for cls in DecodeError.__subclasses__()}
+
+
 class GuardedDecoder:
     def __init__(self, timeout_s: float = 120.0, plugins: tuple[str, ...] = (), backend: str = "auto") -> None:
         self.timeout_s = float(timeout_s)
@@ -88,7 +91,8 @@ class GuardedDecoder:
             raise DecoderCrashed(f"decoder process died on {path} (exit code {code})") from None
         if reply[0] == "ok":
             return reply[1], reply[2]
-        raise RemoteDecodeError(reply[1], reply[2])
+        known = _ERROR_CLASSES.get(reply[1])
+        raise known(reply[2]) if known else RemoteDecodeError(reply[1], reply[2])
 
     def close(self) -> None:
         if self._conn is not None and self._proc is not None and self._proc.is_alive():

@@ -1,0 +1,179 @@
+"""The extraction job end to end on a real local Ray: nothing lost, nothing doubled, bad input reported."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from avs.cli import main as avs_main
+from avs.config import from_dict
+from avs.data import load_manifest
+from avs.decode.audio import read_audio
+from avs.decode.segments import resample, segment_clip, to_channels
+from avs.features.base import create_extractor
+from avs.shards.config import ExtractConfig
+from avs.shards.pipeline import run_extract
+from avs.shards.state import ConfigMismatchError
+from avs.testing import media, signals
+
+pytestmark = pytest.mark.ray
+
+SR = 16_000
+LOGMEL = {"n_fft": 1024, "hop_length": 256, "n_mels": 64}
+BAD = {  # file -> (stage, error_type) expected in errors.parquet
+    "corrupt.wav": ("decode", "corrupt_media"),
+    "empty.wav": ("decode", "empty_file"),
+    "truncated.mp4": ("decode", "corrupt_media"),
+    "video_only.mp4": ("decode", "no_audio_track"),
+    "crash.wav": ("decode", "decoder_crashed"),
+    "hang.wav": ("decode", "decode_timeout"),
+    "short.wav": ("segment", "too_short"),
+}
+
+
+@pytest.fixture(scope="module")
+def messy_folder(tmp_path_factory):
+    """Good clips (odd sample rates, stereo, silence, truncated WAV, MP4 audio) next to bad ones."""
+    root = tmp_path_factory.mktemp("messy")
+    media.write_wav(root / "tone_16k.wav", signals.tone(440.0, 2.0, 16_000), 16_000)
+    media.write_wav(root / "noise_44k1_stereo.wav", np.stack([signals.white_noise(2.0, 44_100, seed=1),
+                                                              signals.pink_noise(2.0, 44_100, seed=2)]), 44_100)
+    media.write_wav(root / "chirp_7350.flac", signals.chirp(50.0, 3000.0, 2.0, 7_350), 7_350)  # odd rate
+    media.write_wav(root / "silent.wav", signals.silence(2.0, 16_000), 16_000)
+    media.write_wav(root / "speech_3s.wav", signals.speech_like_bursts(3.0, 22_050, seed=4), 22_050)
+    full = root / "full.wav"
+    media.write_wav(full, signals.white_noise(4.0, 16_000, seed=6), 16_000)
+    media.write_truncated(full, root / "truncated_ok.wav", 0.6)  # WAV cut short still decodes (~2.4 s)
+    full.unlink()
+    media.write_video(root / "with_audio.mp4", 2.0, fps=5, audio=np.stack([signals.tone(300.0, 2.0, 48_000)] * 2),
+                      audio_rate_hz=48_000)
+    media.write_video(root / "video_only.mp4", 2.0, fps=5, audio=None)
+    media.write_video(root / "src.mp4", 2.0, fps=5, audio=np.stack([signals.tone(300.0, 2.0, 48_000)] * 2))
+    media.write_truncated(root / "src.mp4", root / "truncated.mp4", 0.5)
+    (root / "src.mp4").unlink()
+    media.write_corrupt(root / "corrupt.wav")
+    media.write_empty(root / "empty.wav")
+    media.write_wav(root / "crash.wav", signals.tone(440.0, 2.0, 16_000), 16_000)
+    media.write_wav(root / "hang.wav", signals.tone(440.0, 2.0, 16_000), 16_000)
+    media.write_wav(root / "short.wav", signals.tone(440.0, 0.2, 16_000), 16_000)
+    return root
+
+
+def _config(root, out, **overrides) -> ExtractConfig:
+    tree = {
+        "input": str(root), "out": str(out), "dataset": "folder",
+        "audio": {"sample_rate_hz": SR, "channels": "mono", "segment_seconds": 1.0, "backend": "faulty"},
+        "features": [{"name": "logmel", "extractor": "logmel", "params": dict(LOGMEL)}],
+        "pipeline": {"plugins": ["avs.testing.faulty"], "decode_timeout_s": 5.0, "rows_per_shard": 7,
+                     "batch_clips": 2, "batch_segments": 8},
+    }
+    for key, value in overrides.items():
+        tree[key] = {**tree.get(key, {}), **value} if isinstance(value, dict) else value
+    return from_dict(ExtractConfig, tree)
+
+
+def _rows(out):
+    return pq.read_table(out / "logmel").to_pydict() if (out / "logmel").exists() else {}
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_local, messy_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    summary = run_extract(_config(messy_folder, out))
+    return out, summary
+
+
+def test_every_input_is_written_or_reported(first_run, messy_folder):
+    out, summary = first_run
+    manifest = load_manifest(messy_folder, "folder")
+    counts = summary["counts"]
+    assert counts["inputs"] == manifest.num_rows == 14
+    assert counts["clips_written"] + counts["clips_failed"] == counts["inputs"]
+    errors = pq.read_table(out / "errors.parquet").to_pylist()
+    by_name = {e["path"].rsplit("/", 1)[1]: e for e in errors}
+    assert set(by_name) == set(BAD)
+    for name, (stage, kind) in BAD.items():
+        assert (by_name[name]["stage"], by_name[name]["error_type"]) == (stage, kind), by_name[name]
+        assert by_name[name]["message"]
+    rows = _rows(out)
+    written = set(rows["clip_id"])
+    assert written == set(manifest.column("clip_id").to_pylist()) - {n.rsplit(".", 1)[0] for n in BAD}
+    keys = list(zip(rows["clip_id"], rows["segment"], strict=True))
+    assert len(keys) == len(set(keys)) == counts["rows_written"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["counts"] == counts and run["throughput"]["clips_per_s"] > 0
+    assert (out / "logmel" / "_feature_set.json").exists()
+
+
+def test_written_features_equal_direct_computation(first_run, messy_folder):
+    out, _ = first_run
+    table = pq.read_table(out / "logmel")
+    meta = table.schema.metadata
+    shape = tuple(json.loads(meta[b"avs.shape"]))
+    assert shape == (3, 64, 63)  # 1 + 16000 // 256 frames
+    assert json.loads(meta[b"avs.feature_set"])["params"]["n_mels"] == 64
+    ext = create_extractor("logmel", LOGMEL, sample_rate_hz=SR)
+    for clip in ("noise_44k1_stereo", "chirp_7350", "with_audio"):
+        path = next(p for p in messy_folder.iterdir() if p.stem == clip)
+        audio, rate = read_audio(str(path))
+        segs, starts = segment_clip(resample(to_channels(audio, "mono"), rate, SR), SR, 1.0)
+        want = ext(torch.from_numpy(segs)).numpy()
+        sel = table.filter(table.column("clip_id").to_numpy(zero_copy_only=False) == clip).sort_by("segment")
+        got = np.asarray(sel.column("logmel").combine_chunks().flatten()).reshape(-1, *shape)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-3)
+        np.testing.assert_allclose(sel.column("start_s").to_numpy(), starts)
+
+
+def test_rerun_skips_finished_and_duplicates_nothing(first_run, messy_folder):
+    out, first = first_run
+    before = _rows(out)
+    second = run_extract(_config(messy_folder, out))
+    after = _rows(out)
+    assert second["counts"]["processed"] == len(BAD)  # only the failed clips are tried again
+    assert second["counts"]["clips_written"] == 0
+    assert sorted(zip(after["clip_id"], after["segment"], strict=True)) == sorted(
+        zip(before["clip_id"], before["segment"], strict=True))
+    errors = pq.read_table(out / "errors.parquet")
+    assert errors.num_rows == len(BAD) == len(set(errors.column("clip_id").to_pylist()))
+
+
+def test_resume_after_partial_run(ray_local, messy_folder, tmp_path):
+    manifest = load_manifest(messy_folder, "folder")
+    good = [i for i, p in enumerate(manifest.column("path").to_pylist()) if p.rsplit("/", 1)[1] not in BAD]
+    partial = manifest.take(good[:3])  # a run that stopped after three clips
+    run_extract(_config(messy_folder, tmp_path), manifest=partial)
+    summary = run_extract(_config(messy_folder, tmp_path))
+    assert summary["counts"]["skipped"] == 3
+    rows = _rows(tmp_path)
+    keys = list(zip(rows["clip_id"], rows["segment"], strict=True))
+    assert len(keys) == len(set(keys))
+    assert summary["counts"]["clips_in_output"] == len(good)
+
+
+def test_other_feature_config_in_same_folder_is_refused(first_run, messy_folder, capsys):
+    out, _ = first_run
+    other = _config(messy_folder, out, features=[{"name": "logmel", "extractor": "logmel",
+                                                 "params": {**LOGMEL, "n_mels": 32}}])
+    with pytest.raises(ConfigMismatchError, match="n_mels: 64 -> 32"):
+        run_extract(other)
+    # through the CLI: a clear message and exit status 2, nothing written
+    code = avs_main(["extract", str(messy_folder), "--out", str(out), "--preset", "dcase2021-t1b"])
+    assert code == 2
+    assert "refused" in capsys.readouterr().err
+
+
+def test_cli_exit_status_follows_failure_fraction(ray_local, messy_folder, tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        "audio: {sample_rate_hz: 16000, segment_seconds: 1.0, backend: faulty}\n"
+        "features: [{name: logmel, extractor: logmel, params: {n_fft: 1024, hop_length: 256, n_mels: 64}}]\n"
+        "pipeline: {plugins: [avs.testing.faulty], decode_timeout_s: 5.0}\n"
+    )
+    args = ["extract", str(messy_folder), "--out", str(tmp_path / "o"), "--config", str(cfg), "--dataset", "folder"]
+    assert avs_main([*args, "--max-failure-fraction", "0.9"]) == 0  # 7 of 14 failed
+    assert avs_main([*args, "--max-failure-fraction", "0.2", "--set", "pipeline.retry_errors=true"]) == 1
+    saved = (tmp_path / "o" / "config.yaml").read_text()
+    assert "max_failure_fraction: 0.2" in saved
