@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from avs.cluster.cli import add_cluster_args, cmd_cluster
 from avs.config import deep_merge, dump_yaml, from_dict, load_yaml
 
 
@@ -50,29 +51,55 @@ def add_extract_args(p: argparse.ArgumentParser) -> None:
     from avs.data import DATASETS
     from avs.presets import PRESETS
 
-    p.add_argument("input", help="dataset root (TAU / DESED layout), a media folder, or a manifest "
-                   "(.csv / .tsv / .parquet with a 'path' column)")
+    p.add_argument(
+        "input",
+        help="dataset root (TAU / DESED layout), a media folder, or a manifest "
+        "(.csv / .tsv / .parquet with a 'path' column)",
+    )
     p.add_argument("--out", required=True, help="output folder (local path or pyarrow filesystem URI)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="paper settings to start from (default: none; then --config must give features)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="paper settings to start from (default: none; then --config must give features)",
+    )
     p.add_argument("--config", default=None, help="YAML file with extract settings (overrides the preset)")
     p.add_argument("--dataset", choices=DATASETS, default=None, help="input layout (default: auto-detect)")
     p.add_argument("--sample-rate", type=int, default=None, help="audio.sample_rate_hz (preset: e.g. 48000)")
     p.add_argument("--channels", choices=["mono", "stereo"], default=None, help="audio.channels (default mono)")
     p.add_argument("--segment-seconds", type=float, default=None, help="audio.segment_seconds (preset)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
-                   help="pipeline.device (default auto: CUDA when the cluster has GPUs)")
-    p.add_argument("--decoders", type=int, default=None, help="decode actors (default: CPUs - 1)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=None,
+        help="pipeline.device (default auto: CUDA when the cluster has GPUs)",
+    )
+    p.add_argument(
+        "--decoders", type=int, default=None, help="decode actors (default: a quarter of the CPUs, at least 1)"
+    )
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray (default: all)")
-    p.add_argument("--decode-timeout", type=float, default=None, help="seconds per file before the decoder "
-                   "is killed (default 120)")
+    p.add_argument(
+        "--decode-timeout", type=float, default=None, help="seconds per file before the decoder is killed (default 120)"
+    )
     p.add_argument("--rows-per-shard", type=int, default=None, help="rows per Parquet part (default 4096)")
-    p.add_argument("--max-failure-fraction", type=float, default=None,
-                   help="exit with status 1 when more than this fraction of clips fail (default 0.1)")
-    p.add_argument("--no-retry-errors", action="store_true", help="on a re-run, skip clips that failed before "
-                   "(default: try them again)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other setting, dotted (e.g. features.0.params.n_mels=128); repeatable")
+    p.add_argument(
+        "--max-failure-fraction",
+        type=float,
+        default=None,
+        help="exit with status 1 when more than this fraction of clips fail (default 0.1)",
+    )
+    p.add_argument(
+        "--no-retry-errors",
+        action="store_true",
+        help="on a re-run, skip clips that failed before (default: try them again)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other setting, dotted (e.g. features.0.params.n_mels=128); repeatable",
+    )
 
 
 def extract_config_from_args(args: argparse.Namespace) -> Any:
@@ -88,10 +115,15 @@ def extract_config_from_args(args: argparse.Namespace) -> Any:
     tree["input"] = args.input
     tree["out"] = args.out
     flags = {
-        "dataset": args.dataset, "audio.sample_rate_hz": args.sample_rate, "audio.channels": args.channels,
-        "audio.segment_seconds": args.segment_seconds, "pipeline.device": args.device,
-        "pipeline.decoders": args.decoders, "pipeline.num_cpus": args.num_cpus,
-        "pipeline.decode_timeout_s": args.decode_timeout, "pipeline.rows_per_shard": args.rows_per_shard,
+        "dataset": args.dataset,
+        "audio.sample_rate_hz": args.sample_rate,
+        "audio.channels": args.channels,
+        "audio.segment_seconds": args.segment_seconds,
+        "pipeline.device": args.device,
+        "pipeline.decoders": args.decoders,
+        "pipeline.num_cpus": args.num_cpus,
+        "pipeline.decode_timeout_s": args.decode_timeout,
+        "pipeline.rows_per_shard": args.rows_per_shard,
         "pipeline.max_failure_fraction": args.max_failure_fraction,
         "pipeline.retry_errors": False if args.no_retry_errors else None,
     }
@@ -128,8 +160,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
     dump_yaml(cfg, storage.path("config.yaml")) if "://" not in storage.uri else None
     frac = failure_fraction(summary)
     if frac > cfg.pipeline.max_failure_fraction:
-        print(f"avs extract: {frac:.1%} of clips failed (> max_failure_fraction "
-              f"{cfg.pipeline.max_failure_fraction:.1%}); see {storage.path('errors.parquet')}", file=sys.stderr)
+        print(
+            f"avs extract: {frac:.1%} of clips failed (> max_failure_fraction "
+            f"{cfg.pipeline.max_failure_fraction:.1%}); see {storage.path('errors.parquet')}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -168,7 +203,8 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     table = load_manifest(args.input, args.dataset)
     if args.out.endswith(".csv"):
         flat = table.drop_columns(["labels", "events"]).append_column(
-            "labels", [[";".join(x or []) for x in table.column("labels").to_pylist()]])
+            "labels", [[";".join(x or []) for x in table.column("labels").to_pylist()]]
+        )
         pacsv.write_csv(flat, args.out)
     else:
         pq.write_table(table, args.out)
@@ -177,6 +213,11 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "cluster": (
+        "k-means sound clusters (faiss) of a feature set: pseudo-labels, centroids, gallery",
+        add_cluster_args,
+        cmd_cluster,
+    ),
     "demo-data": ("write a small synthetic TAU-layout and DESED-layout dataset", add_demo_args, cmd_demo_data),
     "extract": ("extract audio features of a dataset into Parquet shards (Ray Data)", add_extract_args, cmd_extract),
     "manifest": ("write the manifest (one row per clip) of a dataset", add_manifest_args, cmd_manifest),
@@ -184,8 +225,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avs", description="audio-visual feature extraction and training on Ray",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="avs",
+        description="audio-visual feature extraction and training on Ray",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text))

@@ -70,9 +70,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = set(data) - names
     if unknown:
-        raise ValueError(
-            f"{where or cls.__name__}: unknown option(s) {sorted(unknown)}; known: {sorted(names)}"
-        )
+        raise ValueError(f"{where or cls.__name__}: unknown option(s) {sorted(unknown)}; known: {sorted(names)}")
     kwargs = {k: _convert(hints[k], v, f"{where or cls.__name__}.{k}") for k, v in data.items()}
     return cls(**kwargs)
 

@@ -16,8 +16,9 @@ def _fmt_seconds(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, what: str = "items", label: str = "avs", interval_s: float = 5.0,
-                 stream: TextIO | None = None) -> None:
+    def __init__(
+        self, total: int, what: str = "items", label: str = "avs", interval_s: float = 5.0, stream: TextIO | None = None
+    ) -> None:
         self.total, self.what, self.label, self.interval_s = total, what, label, interval_s
         self.stream = stream or sys.stderr
         self.done = 0
@@ -40,8 +41,10 @@ class Progress:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         eta = _fmt_seconds(left) if left == left else "?"
         extra = "".join(f", {k} {v}" for k, v in self.extra.items())
-        return (f"[{self.label}] {self.done}/{self.total} {self.what} ({pct:.0f}%), {rate:.1f} {self.what}/s, "
-                f"elapsed {_fmt_seconds(elapsed)}, ETA {eta}{extra}")
+        return (
+            f"[{self.label}] {self.done}/{self.total} {self.what} ({pct:.0f}%), {rate:.1f} {self.what}/s, "
+            f"elapsed {_fmt_seconds(elapsed)}, ETA {eta}{extra}"
+        )
 
     def print(self) -> None:
         print(self.line(), file=self.stream, flush=True)

@@ -1,11 +1,11 @@
 """Small name -> factory registries (timm ``@register_model`` style).
 
-    EXTRACTORS = Registry("extractor")
+EXTRACTORS = Registry("extractor")
 
-    @EXTRACTORS.register("logmel", config=LogMelConfig)
-    class LogMel(torch.nn.Module): ...
+@EXTRACTORS.register("logmel", config=LogMelConfig)
+class LogMel(torch.nn.Module): ...
 
-    EXTRACTORS.create("logmel", {"n_mels": 128}, sample_rate_hz=16000)
+EXTRACTORS.create("logmel", {"n_mels": 128}, sample_rate_hz=16000)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ray job entry for `avs demo-data` (same arguments):
 
-    ray job submit --working-dir . -- python jobs/demo_data.py --help
+ray job submit --working-dir . -- python jobs/demo_data.py --help
 """
 
 import sys

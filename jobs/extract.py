@@ -1,6 +1,6 @@
 """Ray job entry for `avs extract` (same arguments):
 
-    ray job submit --working-dir . -- python jobs/extract.py --help
+ray job submit --working-dir . -- python jobs/extract.py --help
 """
 
 import sys

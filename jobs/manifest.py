@@ -1,6 +1,6 @@
 """Ray job entry for `avs manifest` (same arguments):
 
-    ray job submit --working-dir . -- python jobs/manifest.py --help
+ray job submit --working-dir . -- python jobs/manifest.py --help
 """
 
 import sys

@@ -6,7 +6,15 @@ import torch
 import torchaudio.functional as AF
 
 from avs.decode.audio import read_audio
-from avs.decode.errors import CorruptMedia, DecoderCrashed, DecodeTimeout, EmptyFile, MissingFile, NoAudioTrack, TooShort
+from avs.decode.errors import (
+    CorruptMedia,
+    DecoderCrashed,
+    DecodeTimeout,
+    EmptyFile,
+    MissingFile,
+    NoAudioTrack,
+    TooShort,
+)
 from avs.decode.guard import GuardedDecoder
 from avs.decode.segments import resample, segment_clip, to_channels
 from avs.testing import media, signals

@@ -38,8 +38,11 @@ def messy_folder(tmp_path_factory):
     """Good clips (odd sample rates, stereo, silence, truncated WAV, MP4 audio) next to bad ones."""
     root = tmp_path_factory.mktemp("messy")
     media.write_wav(root / "tone_16k.wav", signals.tone(440.0, 2.0, 16_000), 16_000)
-    media.write_wav(root / "noise_44k1_stereo.wav", np.stack([signals.white_noise(2.0, 44_100, seed=1),
-                                                              signals.pink_noise(2.0, 44_100, seed=2)]), 44_100)
+    media.write_wav(
+        root / "noise_44k1_stereo.wav",
+        np.stack([signals.white_noise(2.0, 44_100, seed=1), signals.pink_noise(2.0, 44_100, seed=2)]),
+        44_100,
+    )
     media.write_wav(root / "chirp_7350.flac", signals.chirp(50.0, 3000.0, 2.0, 7_350), 7_350)  # odd rate
     media.write_wav(root / "silent.wav", signals.silence(2.0, 16_000), 16_000)
     media.write_wav(root / "speech_3s.wav", signals.speech_like_bursts(3.0, 22_050, seed=4), 22_050)
@@ -47,8 +50,13 @@ def messy_folder(tmp_path_factory):
     media.write_wav(full, signals.white_noise(4.0, 16_000, seed=6), 16_000)
     media.write_truncated(full, root / "truncated_ok.wav", 0.6)  # WAV cut short still decodes (~2.4 s)
     full.unlink()
-    media.write_video(root / "with_audio.mp4", 2.0, fps=5, audio=np.stack([signals.tone(300.0, 2.0, 48_000)] * 2),
-                      audio_rate_hz=48_000)
+    media.write_video(
+        root / "with_audio.mp4",
+        2.0,
+        fps=5,
+        audio=np.stack([signals.tone(300.0, 2.0, 48_000)] * 2),
+        audio_rate_hz=48_000,
+    )
     media.write_video(root / "video_only.mp4", 2.0, fps=5, audio=None)
     media.write_video(root / "src.mp4", 2.0, fps=5, audio=np.stack([signals.tone(300.0, 2.0, 48_000)] * 2))
     media.write_truncated(root / "src.mp4", root / "truncated.mp4", 0.5)
@@ -63,11 +71,18 @@ def messy_folder(tmp_path_factory):
 
 def _config(root, out, **overrides) -> ExtractConfig:
     tree = {
-        "input": str(root), "out": str(out), "dataset": "folder",
+        "input": str(root),
+        "out": str(out),
+        "dataset": "folder",
         "audio": {"sample_rate_hz": SR, "channels": "mono", "segment_seconds": 1.0, "backend": "faulty"},
         "features": [{"name": "logmel", "extractor": "logmel", "params": dict(LOGMEL)}],
-        "pipeline": {"plugins": ["avs.testing.faulty"], "decode_timeout_s": 5.0, "rows_per_shard": 7,
-                     "batch_clips": 2, "batch_segments": 8},
+        "pipeline": {
+            "plugins": ["avs.testing.faulty"],
+            "decode_timeout_s": 5.0,
+            "rows_per_shard": 7,
+            "batch_clips": 2,
+            "batch_segments": 8,
+        },
     }
     for key, value in overrides.items():
         tree[key] = {**tree.get(key, {}), **value} if isinstance(value, dict) else value
@@ -135,7 +150,8 @@ def test_rerun_skips_finished_and_duplicates_nothing(first_run, messy_folder):
     assert second["counts"]["processed"] == len(BAD)  # only the failed clips are tried again
     assert second["counts"]["clips_written"] == 0
     assert sorted(zip(after["clip_id"], after["segment"], strict=True)) == sorted(
-        zip(before["clip_id"], before["segment"], strict=True))
+        zip(before["clip_id"], before["segment"], strict=True)
+    )
     errors = pq.read_table(out / "errors.parquet")
     assert errors.num_rows == len(BAD) == len(set(errors.column("clip_id").to_pylist()))
 
@@ -155,8 +171,9 @@ def test_resume_after_partial_run(ray_local, messy_folder, tmp_path):
 
 def test_other_feature_config_in_same_folder_is_refused(first_run, messy_folder, capsys):
     out, _ = first_run
-    other = _config(messy_folder, out, features=[{"name": "logmel", "extractor": "logmel",
-                                                 "params": {**LOGMEL, "n_mels": 32}}])
+    other = _config(
+        messy_folder, out, features=[{"name": "logmel", "extractor": "logmel", "params": {**LOGMEL, "n_mels": 32}}]
+    )
     with pytest.raises(ConfigMismatchError, match="n_mels: 64 -> 32"):
         run_extract(other)
     # through the CLI: a clear message and exit status 2, nothing written

@@ -81,8 +81,18 @@ def test_dcase2020_sed_preset_matches_librosa_amplitude_to_db():
     y = signals.speech_like_bursts(10.0, sr, seed=7).astype(np.float32)
     ext = create_extractor("logmel", params, sample_rate_hz=sr)
     ours = ext(torch.from_numpy(y)[None, None]).numpy()[0]
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=255, window="hamming", center=True,
-                                         pad_mode="reflect", power=1.0, n_mels=128, norm=None)
+    mel = librosa.feature.melspectrogram(
+        y=y,
+        sr=sr,
+        n_fft=2048,
+        hop_length=255,
+        window="hamming",
+        center=True,
+        pad_mode="reflect",
+        power=1.0,
+        n_mels=128,
+        norm=None,
+    )
     ref = librosa.amplitude_to_db(mel)
     assert ours.shape == (128, 628) == ref.shape
     mask = ref > ref.max() - 80

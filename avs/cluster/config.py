@@ -26,6 +26,8 @@ class ClusterConfig:
     max_points_per_centroid: int | None = None  # train on at most k * this rows (faiss default 256);
     # None = train on every row (paper 001: "on the entire dataset"); every row is assigned either way
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: GPU faiss when CUDA and a faiss GPU build exist
+    threads: int | None = None  # faiss OpenMP threads; None = faiss' default (all CPUs). Set it when other
+    # work shares the machine: on a busy CPU, OpenMP threads that wait for each other lose much time
     frames: str | None = None  # shard folder of a frames set (OUT/frames/) for the gallery; None = feature tiles
     gallery_per_cluster: int = 8  # frames (or feature rows) nearest each centroid shown in gallery.png
     gallery_tile_px: int = 96  # side of one gallery tile in pixels
@@ -41,6 +43,8 @@ class ClusterConfig:
             raise ValueError(f"pca_dims must be >= 1 or None, got {self.pca_dims}")
         if self.max_points_per_centroid is not None and self.max_points_per_centroid < 1:
             raise ValueError(f"max_points_per_centroid must be >= 1 or None, got {self.max_points_per_centroid}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
         if self.gallery_per_cluster < 0:
             raise ValueError(f"gallery_per_cluster must be >= 0, got {self.gallery_per_cluster}")
         if self.gallery_tile_px < 8:

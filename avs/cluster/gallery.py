@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from avs.cluster.kmeans import feature_parts
 
@@ -77,7 +77,7 @@ def frame_tile(jpeg: bytes | None, px: int) -> Image.Image:
         img = Image.open(io.BytesIO(jpeg)).convert("RGB")
     except Exception:  # noqa: BLE001 - a bad frame must not lose the gallery
         return _placeholder(px, "bad frame")
-    img.thumbnail((px, px))
+    img = ImageOps.contain(img, (px, px))  # scaled up or down, aspect kept
     tile = Image.new("RGB", (px, px), _BG)
     tile.paste(img, ((px - img.width) // 2, (px - img.height) // 2))
     return tile
@@ -111,11 +111,11 @@ def feature_tile(z: np.ndarray, shape: Sequence[int], px: int, lut: np.ndarray) 
     return Image.fromarray(rgb, "RGB").resize((px, px), Image.Resampling.NEAREST)
 
 
-def render(rows: Sequence[tuple[str, Sequence[Image.Image]]], tile_px: int, title: str) -> bytes:
-    """PNG bytes of a grid: per row a label then its tiles."""
+def render(rows: Sequence[tuple[str, Sequence[Image.Image]]], tile_px: int, title: str, first_gap: int = 0) -> bytes:
+    """PNG bytes of a grid: per row a label then its tiles (``first_gap`` extra pixels after the first tile)."""
     ncols = max([len(t) for _, t in rows] + [1])
     head = 28
-    width = _LABEL_PX + ncols * (tile_px + _PAD) + _PAD
+    width = _LABEL_PX + ncols * (tile_px + _PAD) + _PAD + first_gap
     height = head + len(rows) * (tile_px + _PAD) + _PAD
     canvas = Image.new("RGB", (width, height), _BG)
     draw = ImageDraw.Draw(canvas)
@@ -124,7 +124,7 @@ def render(rows: Sequence[tuple[str, Sequence[Image.Image]]], tile_px: int, titl
         y = head + r * (tile_px + _PAD)
         draw.text((_PAD * 2, y + tile_px // 2 - 8), label, fill=_FG, font=_font(14))
         for c, tile in enumerate(tiles):
-            canvas.paste(tile, (_LABEL_PX + c * (tile_px + _PAD), y))
+            canvas.paste(tile, (_LABEL_PX + c * (tile_px + _PAD) + (first_gap if c > 0 else 0), y))
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
@@ -176,4 +176,5 @@ def make_gallery(keys: pa.Table, nearest: Sequence[np.ndarray], sizes: np.ndarra
             tiles.extend(feature_tile(z(x[i]), shape, tile_px, lut) for i in sel[:per_cluster])
             rows.append((f"cluster {c} (n={int(sizes[c])})", tiles))
     info["tiles"] = sum(len(t) for _, t in rows)
-    return render(rows, tile_px, title), info
+    gap = tile_px // 4 if frames is None and assignments is not None else 0  # sets the mean tile apart
+    return render(rows, tile_px, title, first_gap=gap), info

@@ -27,8 +27,15 @@ import yaml
 import avs
 from avs.cluster.config import ClusterConfig
 from avs.cluster.gallery import make_gallery
-from avs.cluster.kmeans import column_stats, feature_parts, fit_transform, gpu_available, load_matrix, \
-    nearest_rows, run_kmeans
+from avs.cluster.kmeans import (
+    column_stats,
+    feature_parts,
+    fit_transform,
+    gpu_available,
+    load_matrix,
+    nearest_rows,
+    run_kmeans,
+)
 from avs.config import config_hash, to_dict
 from avs.progress import Progress
 from avs.shards.storage import Storage
@@ -79,8 +86,16 @@ def run_cluster(cfg: ClusterConfig, stream: TextIO | None = None) -> dict[str, A
     progress.update(1, step=f"standardize={cfg.standardize} pca_dims={cfg.pca_dims} -> {transform.dims_out} dims")
 
     t = time.perf_counter()
-    result = run_kmeans(y, cfg.k, cfg.iterations, cfg.restarts, cfg.seed, use_gpu=device == "cuda",
-                        max_points_per_centroid=cfg.max_points_per_centroid)
+    import faiss
+
+    threads_before = faiss.omp_get_max_threads()
+    if cfg.threads is not None:
+        faiss.omp_set_num_threads(cfg.threads)
+    try:
+        result = run_kmeans(y, cfg.k, cfg.iterations, cfg.restarts, cfg.seed, use_gpu=device == "cuda",
+                            max_points_per_centroid=cfg.max_points_per_centroid)
+    finally:
+        faiss.omp_set_num_threads(threads_before)
     seconds["kmeans"] = time.perf_counter() - t
     progress.update(1, step=f"k-means k={cfg.k} on {device}: objective {result.objective:.6g}")
 
@@ -123,8 +138,6 @@ def run_cluster(cfg: ClusterConfig, stream: TextIO | None = None) -> dict[str, A
     progress.update(1, step=f"gallery ({gallery_info['kind']}, {gallery_info['tiles']} tiles)")
     seconds["total"] = time.perf_counter() - t_start
 
-    import faiss
-
     summary = {
         "config": to_dict(cfg),
         "config_hash": digest,
@@ -141,6 +154,7 @@ def run_cluster(cfg: ClusterConfig, stream: TextIO | None = None) -> dict[str, A
         "sizes": [int(s) for s in result.sizes],
         "empty_clusters": int((result.sizes == 0).sum()),
         "device": device,
+        "threads": cfg.threads or threads_before,
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "gallery": gallery_info if cfg.gallery_per_cluster > 0 else None,
         "versions": {"avs": avs.__version__, "faiss": faiss.__version__, "numpy": np.__version__,

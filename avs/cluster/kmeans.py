@@ -57,12 +57,13 @@ def load_matrix(folder: str, column: str | None = None) -> tuple[pa.Table, np.nd
     storage, parts = feature_parts(folder)
     if column is None:
         column = os.path.basename(storage.root.rstrip("/"))
-    files = [pq.ParquetFile(storage.fs.open_input_file(storage.path(p))) for p in parts]
-    n_rows = sum(f.metadata.num_rows for f in files)
+    n_rows = 0
     dims: int | None = None
     shape: list[int] | None = None
-    for name, f in zip(parts, files, strict=True):
-        schema = f.schema_arrow
+    for name in parts:  # first pass: footers only (row counts, schema), so the matrix is allocated once
+        meta_file = pq.read_metadata(storage.path(name), filesystem=storage.fs)
+        schema = meta_file.schema.to_arrow_schema()
+        n_rows += meta_file.num_rows
         missing = [c for c in (*KEY_COLUMNS, column) if c not in schema.names]
         if missing:
             raise ValueError(f"{storage.uri}/{name}: no column(s) {missing}; columns are {schema.names} "
@@ -71,7 +72,7 @@ def load_matrix(folder: str, column: str | None = None) -> tuple[pa.Table, np.nd
         if dims is not None and d != dims:
             raise ValueError(f"{storage.uri}/{name}: feature size {d} differs from earlier parts ({dims})")
         dims = d
-        meta = schema.metadata or {}
+        meta = meta_file.metadata or {}  # the footer's key-value metadata (the writer's schema metadata)
         if shape is None and b"avs.shape" in meta:
             shape = [int(s) for s in json.loads(meta[b"avs.shape"])]
     assert dims is not None
@@ -83,8 +84,8 @@ def load_matrix(folder: str, column: str | None = None) -> tuple[pa.Table, np.nd
     x = np.empty((n_rows, dims), dtype=np.float32)  # (n_rows, dims)
     keys = []
     pos = 0
-    for name, f in zip(parts, files, strict=True):
-        table = f.read(columns=[*KEY_COLUMNS, column])
+    for name in parts:
+        table = pq.read_table(storage.path(name), filesystem=storage.fs, columns=[*KEY_COLUMNS, column])
         col = table.column(column)
         if col.null_count:
             raise ValueError(f"{storage.uri}/{name}: {col.null_count} row(s) have no {column!r} value")
@@ -96,6 +97,9 @@ def load_matrix(folder: str, column: str | None = None) -> tuple[pa.Table, np.nd
             if values.type != pa.float32():
                 values = values.cast(pa.float32())
             block = values.to_numpy(zero_copy_only=True).reshape(len(chunk), dims)
+            if pos + len(chunk) > n_rows:
+                raise RuntimeError(f"{storage.uri}: the parts changed while being read (is `avs extract` still "
+                                   "writing into it?)")
             x[pos:pos + len(chunk)] = block
             pos += len(chunk)
         bad = ~np.isfinite(x[start:pos]).all(axis=1)

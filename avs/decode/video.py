@@ -46,8 +46,16 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from avs.decode.errors import CorruptMedia, DecodeError, DecoderCrashed, DecodeTimeout, EmptyFile, MissingFile
-from avs.decode.errors import NoVideoTrack, error_kind
+from avs.decode.errors import (
+    CorruptMedia,
+    DecodeError,
+    DecoderCrashed,
+    DecodeTimeout,
+    EmptyFile,
+    MissingFile,
+    NoVideoTrack,
+    error_kind,
+)
 from avs.decode.guard import GuardedDecoder
 from avs.registry import Registry
 

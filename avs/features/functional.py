@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 
-def power_to_db(power: torch.Tensor, *, amin: float = 1e-10, ref: float = 1.0, top_db: float | None = 80.0,
-                item_dims: int = 2) -> torch.Tensor:
+def power_to_db(
+    power: torch.Tensor, *, amin: float = 1e-10, ref: float = 1.0, top_db: float | None = 80.0, item_dims: int = 2
+) -> torch.Tensor:
     """10 log10(max(amin, S) / ref), clamped to ``max - top_db`` over the last ``item_dims`` axes.
 
     power: (..., n_mels, frames), power units (|X|^2).  Returns decibels, same shape.
@@ -32,8 +33,9 @@ def power_to_db(power: torch.Tensor, *, amin: float = 1e-10, ref: float = 1.0, t
     return db
 
 
-def amplitude_to_db(amplitude: torch.Tensor, *, amin: float = 1e-5, ref: float = 1.0,
-                    top_db: float | None = 80.0, item_dims: int = 2) -> torch.Tensor:
+def amplitude_to_db(
+    amplitude: torch.Tensor, *, amin: float = 1e-5, ref: float = 1.0, top_db: float | None = 80.0, item_dims: int = 2
+) -> torch.Tensor:
     """20 log10(max(amin, |S|) / ref), clamped to ``max - top_db`` (librosa.amplitude_to_db)."""
     return power_to_db(amplitude.abs() ** 2, amin=amin * amin, ref=ref * ref, top_db=top_db, item_dims=item_dims)
 
@@ -51,7 +53,8 @@ def savgol_operator(n_frames: int, width: int = 9, order: int = 1) -> np.ndarray
         raise ValueError("delta width must be an odd integer >= 3")
     if n_frames < width:
         raise ValueError(
-            f"delta width {width} needs at least {width} frames, got {n_frames}: use a longer segment or a smaller width"
+            f"delta width {width} needs at least {width} frames, got {n_frames}: "
+            "use a longer segment or a smaller width"
         )
     eye = np.eye(n_frames, dtype=np.float64)
     return savgol_filter(eye, width, deriv=order, polyorder=order, mode="interp", axis=0)

@@ -49,6 +49,8 @@ class LogMelConfig:
 class LogMel(AudioExtractor):
     """(batch, samples) -> (batch, 3, n_mels, frames) with deltas, else (batch, n_mels, frames); dB."""
 
+    cpu_chunk = 4  # items per STFT on CPU (measured best on a 2-core Xeon for 1-s 48 kHz segments)
+
     def __init__(self, cfg: LogMelConfig, sample_rate_hz: int) -> None:
         super().__init__(cfg, sample_rate_hz)
         win_length = cfg.win_length or cfg.n_fft
@@ -56,8 +58,13 @@ class LogMel(AudioExtractor):
         self.register_buffer("window", window_fn(win_length, periodic=cfg.periodic_window), persistent=False)
         f_max = cfg.f_max_hz if cfg.f_max_hz is not None else sample_rate_hz / 2.0
         fbank = torchaudio.functional.melscale_fbanks(
-            n_freqs=cfg.n_fft // 2 + 1, f_min=cfg.f_min_hz, f_max=f_max, n_mels=cfg.n_mels,
-            sample_rate=sample_rate_hz, norm=cfg.mel_norm, mel_scale=cfg.mel_scale,
+            n_freqs=cfg.n_fft // 2 + 1,
+            f_min=cfg.f_min_hz,
+            f_max=f_max,
+            n_mels=cfg.n_mels,
+            sample_rate=sample_rate_hz,
+            norm=cfg.mel_norm,
+            mel_scale=cfg.mel_scale,
         )  # (n_freqs, n_mels)
         self.register_buffer("mel_fbank", fbank.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
         # The triangles are narrow: multiply each group of mel bands only by the FFT bins it covers
@@ -96,15 +103,24 @@ class LogMel(AudioExtractor):
         parts.square_()
         if cfg.power == 2.0:
             flat = parts.flatten(-2)  # (batch, frames, 2 * n_freqs): re^2, im^2 interleaved
-            blocks = [flat[..., 2 * lo : 2 * hi] @ getattr(self, f"mel_block{g}")
-                      for g, (_, _, lo, hi) in enumerate(self._mel_groups)]
+            blocks = [
+                flat[..., 2 * lo : 2 * hi] @ getattr(self, f"mel_block{g}")
+                for g, (_, _, lo, hi) in enumerate(self._mel_groups)
+            ]
         else:
             mag = parts.sum(-1).sqrt_()  # (batch, frames, n_freqs)
-            blocks = [mag[..., lo:hi] @ getattr(self, f"mel_block_mag{g}")
-                      for g, (_, _, lo, hi) in enumerate(self._mel_groups)]
+            blocks = [
+                mag[..., lo:hi] @ getattr(self, f"mel_block_mag{g}")
+                for g, (_, _, lo, hi) in enumerate(self._mel_groups)
+            ]
         return torch.cat(blocks, dim=-1).transpose(1, 2)  # (batch, n_mels, frames)
 
     def forward_mono(self, audio: torch.Tensor) -> torch.Tensor:
+        # Small chunks keep the framed signal and the spectrum in cache (4 x 1 s at 48 kHz ~ 6 MB): about
+        # 2x faster on CPU than one big batch. On CUDA the whole batch goes at once.
+        chunk = audio.shape[0] if audio.is_cuda else self.cpu_chunk
+        if audio.shape[0] > chunk:
+            return torch.cat([self.forward_mono(audio[i : i + chunk]) for i in range(0, audio.shape[0], chunk)])
         cfg = self.cfg
         mel = self.mel(audio.float())
         if cfg.power == 2.0:

@@ -48,24 +48,46 @@ def versions() -> dict[str, str]:
 
     import avs
 
-    return {"avs": avs.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "ray": ray.__version__, "pyarrow": pyarrow.__version__, "machine": platform.platform()}
+    return {
+        "avs": avs.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "pyarrow": pyarrow.__version__,
+        "machine": platform.platform(),
+    }
 
 
 def plan_resources(cfg: ExtractConfig) -> dict[str, Any]:
-    """How many decode / feature actors, with which resources, on the connected Ray cluster."""
+    """How many decode / feature actors, with which resources, on the connected Ray cluster.
+
+    CPU: about a quarter of the CPUs decode, the rest run single-threaded feature actors (torch with
+    several threads per actor next to busy decoders oversubscribes the cores; one thread per actor
+    scales best). GPU: one feature actor per GPU, every CPU decodes.
+    """
     import ray
 
     resources = ray.cluster_resources()
-    cpus = int(resources.get("CPU", 1))
+    cpus = max(1, int(resources.get("CPU", 1)))
     gpus = int(resources.get("GPU", 0))
     p = cfg.pipeline
     use_gpu = p.device == "cuda" or (p.device == "auto" and gpus > 0)
-    feature_workers = p.feature_workers or (gpus if use_gpu else 1)
-    feature_cpus = 1
-    decoders = p.decoders or max(1, cpus - (0 if use_gpu else feature_workers * feature_cpus))
-    return {"cpus": cpus, "gpus": gpus, "use_gpu": use_gpu, "feature_workers": feature_workers,
-            "decoders": decoders, "feature_threads": max(1, cpus // max(1, feature_workers)) if not use_gpu else 2}
+    if use_gpu:
+        feature_workers = p.feature_workers or max(1, gpus)
+        decoders = p.decoders or max(1, cpus - feature_workers)
+        threads = 1
+    else:
+        decoders = p.decoders or max(1, cpus // 4)
+        feature_workers = p.feature_workers or max(1, cpus - decoders)
+        threads = 1
+    return {
+        "cpus": cpus,
+        "gpus": gpus,
+        "use_gpu": use_gpu,
+        "feature_workers": feature_workers,
+        "decoders": decoders,
+        "feature_threads": threads,
+    }
 
 
 def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[str, Any]:
@@ -95,8 +117,11 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
     todo_mask = [cid not in finished and not (skip_failed and cid in failed_before) for cid in ids]
     todo = manifest.filter(pa.array(todo_mask))
     n_inputs = manifest.num_rows
-    print(f"[avs extract] {n_inputs} clips in the manifest: {len(finished & set(ids))} already written, "
-          f"{todo.num_rows} to process -> {storage.uri}", flush=True)
+    print(
+        f"[avs extract] {n_inputs} clips in the manifest: {len(finished & set(ids))} already written, "
+        f"{todo.num_rows} to process -> {storage.uri}",
+        flush=True,
+    )
 
     # 2. The Ray Data pipeline.
     sinks: list[FeatureSink] = []
@@ -106,14 +131,23 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
         init_ray(cfg.pipeline.num_cpus)
         plan = plan_resources(cfg)
         shapes = _feature_shapes(cfg)
-        sinks = [FeatureSink(f.name, shapes[f.name], state.shard_metadata(identities[f.name], hashes[f.name],
-                                                                            shapes[f.name])) for f in cfg.features]
-        writer = ShardWriter(storage, sinks, manifest, cfg.pipeline.rows_per_shard,
-                             state.next_part_index(storage, [f.name for f in cfg.features]),
-                             skip={n: held[n] - finished for n in held})
+        sinks = [
+            FeatureSink(
+                f.name, shapes[f.name], state.shard_metadata(identities[f.name], hashes[f.name], shapes[f.name])
+            )
+            for f in cfg.features
+        ]
+        writer = ShardWriter(
+            storage,
+            sinks,
+            manifest,
+            cfg.pipeline.rows_per_shard,
+            state.next_part_index(storage, [f.name for f in cfg.features]),
+            skip={n: held[n] - finished for n in held},
+            compression=cfg.pipeline.compression,
+        )
         progress = Progress(todo.num_rows, "clips", "avs extract", cfg.pipeline.progress_interval_s)
-        for batch in _dataset(cfg, todo, plan).iter_batches(batch_size=None, batch_format="numpy",
-                                                            prefetch_batches=2):
+        for batch in _dataset(cfg, todo, plan).iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
             done, failed = writer.add(batch)
             progress.update(done + failed, errors=len(writer.errors))
             if failed:
@@ -136,9 +170,11 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
     summary = {
         "run_id": run_id,
         "config": to_dict(cfg),
-        "feature_sets": {f.name: {"hash": hashes[f.name], "shape": list(s.shape)}
-                         for f, s in zip(cfg.features, sinks, strict=False)} if sinks else
-                        {f.name: {"hash": hashes[f.name]} for f in cfg.features},
+        "feature_sets": {
+            f.name: {"hash": hashes[f.name], "shape": list(s.shape)} for f, s in zip(cfg.features, sinks, strict=False)
+        }
+        if sinks
+        else {f.name: {"hash": hashes[f.name]} for f in cfg.features},
         "versions": versions(),
         "resources": plan,
         "counts": {
@@ -152,14 +188,19 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
             "error_rows": errors.num_rows,
         },
         "seconds": round(seconds, 3),
-        "throughput": {"clips_per_s": round(processed / seconds, 3) if seconds else None,
-                       "audio_hours_per_s": round(audio_seconds / 3600 / seconds, 5) if seconds else None},
+        "throughput": {
+            "clips_per_s": round(processed / seconds, 3) if seconds else None,
+            "audio_hours_per_s": round(audio_seconds / 3600 / seconds, 5) if seconds else None,
+        },
         "parts_written": writer.parts_written if writer else [],
     }
     storage.write_json("run.json", summary)
     c = summary["counts"]
-    print(f"[avs extract] done in {seconds:.1f} s: {c['clips_written']} clips written ({c['rows_written']} rows), "
-          f"{c['clips_failed']} failed, {c['clips_in_output']}/{n_inputs} clips in {storage.uri}", flush=True)
+    print(
+        f"[avs extract] done in {seconds:.1f} s: {c['clips_written']} clips written ({c['rows_written']} rows), "
+        f"{c['clips_failed']} failed, {c['clips_in_output']}/{n_inputs} clips in {storage.uri}",
+        flush=True,
+    )
     return summary
 
 
@@ -200,29 +241,41 @@ def _dataset(cfg: ExtractConfig, todo: pa.Table, plan: dict[str, Any]) -> Any:
     ds = ds.map_batches(
         DecodeStage,
         fn_constructor_kwargs={"audio": cfg.audio, "timeout_s": p.decode_timeout_s, "plugins": p.plugins},
-        batch_size=p.batch_clips, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan["decoders"]),
+        batch_size=p.batch_clips,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=plan["decoders"]),
         num_cpus=1,
     )
     ds = ds.map_batches(
         FeatureStage,
-        fn_constructor_kwargs={"audio": cfg.audio, "features": cfg.features,
-                               "device": "cuda" if plan["use_gpu"] else "cpu", "threads": plan["feature_threads"]},
-        batch_size=p.batch_segments, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"]), num_gpus=1 if plan["use_gpu"] else 0, num_cpus=1,
+        fn_constructor_kwargs={
+            "audio": cfg.audio,
+            "features": cfg.features,
+            "device": "cuda" if plan["use_gpu"] else "cpu",
+            "threads": plan["feature_threads"],
+        },
+        batch_size=p.batch_segments,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"]),
+        num_gpus=1 if plan["use_gpu"] else 0,
+        num_cpus=1,
     )
     return ds
 
 
-def _save_errors(storage: Storage, previous: pa.Table, new: list[dict[str, Any]], run_id: str,
-                 retried: set[str] | None = None) -> pa.Table:
+def _save_errors(
+    storage: Storage, previous: pa.Table, new: list[dict[str, Any]], run_id: str, retried: set[str] | None = None
+) -> pa.Table:
     """errors.parquet = earlier errors of clips not retried now + this run's errors (one row per clip)."""
     keep = previous
     if retried is not None or new:
         drop = set(retried or ()) | {e["clip_id"] for e in new}
-        keep = previous.filter(pa.array([c not in drop for c in previous.column("clip_id").to_pylist()],
-                                        pa.bool_())) if previous.num_rows else previous
+        keep = (
+            previous.filter(pa.array([c not in drop for c in previous.column("clip_id").to_pylist()], pa.bool_()))
+            if previous.num_rows
+            else previous
+        )
     fresh = pa.Table.from_pylist([{**e, "run_id": run_id} for e in new], schema=state.ERRORS_SCHEMA)
     table = pa.concat_tables([keep.cast(state.ERRORS_SCHEMA), fresh])
     state.write_errors(storage, table)
     return table
-

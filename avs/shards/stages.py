@@ -43,8 +43,16 @@ def error_row(clip_id: str, stage: str, exc: BaseException) -> dict[str, Any]:
     from avs.decode.errors import error_kind
 
     message = str(exc).strip() or repr(exc)
-    return {"clip_id": clip_id, "segment": -1, "start_s": 0.0, "end_s": 0.0, "n_segments": 1,
-            "error_stage": stage, "error_type": error_kind(exc), "error_message": message[:2000]}
+    return {
+        "clip_id": clip_id,
+        "segment": -1,
+        "start_s": 0.0,
+        "end_s": 0.0,
+        "n_segments": 1,
+        "error_stage": stage,
+        "error_type": error_kind(exc),
+        "error_message": message[:2000],
+    }
 
 
 class DecodeStage:
@@ -74,8 +82,14 @@ class DecodeStage:
             return [error_row(clip_id, "segment", exc)]
         seconds = self.shape[1] / a.sample_rate_hz
         return [
-            {"clip_id": clip_id, "segment": i, "start_s": float(s), "end_s": float(s) + seconds,
-             "n_segments": len(segments), "audio": segments[i]}
+            {
+                "clip_id": clip_id,
+                "segment": i,
+                "start_s": float(s),
+                "end_s": float(s) + seconds,
+                "n_segments": len(segments),
+                "audio": segments[i],
+            }
             for i, s in enumerate(starts)
         ]
 
@@ -99,8 +113,13 @@ def pick_device(device: str) -> str:
 class FeatureStage:
     """Compute every feature set on a batch of segments (CUDA when present) and drop the raw audio."""
 
-    def __init__(self, audio: AudioConfig, features: tuple[FeatureSetConfig, ...], device: str = "auto",
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        audio: AudioConfig,
+        features: tuple[FeatureSetConfig, ...],
+        device: str = "auto",
+        threads: int | None = None,
+    ) -> None:
         import torch
 
         from avs.features.base import create_extractor

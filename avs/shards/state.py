@@ -48,7 +48,8 @@ def claim_feature_set(storage: Storage, name: str, identity: dict[str, Any], dig
             changes = _diff(old.get("identity", {}), identity)
             raise ConfigMismatchError(
                 f"{storage.path(name)} already holds feature set {name!r} made with other settings "
-                f"(hash {old.get('hash')} != {digest}): " + "; ".join(changes[:8])
+                f"(hash {old.get('hash')} != {digest}): "
+                + "; ".join(changes[:8])
                 + ". Write to a new --out folder, or delete that folder to start over."
             )
         return

@@ -32,14 +32,23 @@ class FeatureSink:
 
 
 class ShardWriter:
-    def __init__(self, storage: Storage, sinks: list[FeatureSink], manifest: pa.Table, rows_per_shard: int,
-                 next_part: int, skip: dict[str, set[str]] | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        sinks: list[FeatureSink],
+        manifest: pa.Table,
+        rows_per_shard: int,
+        next_part: int,
+        skip: dict[str, set[str]] | None = None,
+        compression: str = "lz4",
+    ) -> None:
         self.storage = storage
         self.sinks = sinks
         self.manifest = manifest
         self.row_of = {cid: i for i, cid in enumerate(manifest.column("clip_id").to_pylist())}
         self.path_of = manifest.column("path").to_pylist()
         self.rows_per_shard = rows_per_shard
+        self.compression = compression
         self.next_part = next_part
         self.skip = skip or {}  # feature set -> clip_ids it already holds (partial earlier runs)
         self._pending: dict[str, _Pending] = {}
@@ -55,8 +64,19 @@ class ShardWriter:
         done = failed = 0
         names = [s.name for s in self.sinks]
         for i in range(len(batch["clip_id"])):
-            meta = {k: batch[k][i] for k in ("clip_id", "segment", "start_s", "end_s", "n_segments",
-                                               "error_stage", "error_type", "error_message")}
+            meta = {
+                k: batch[k][i]
+                for k in (
+                    "clip_id",
+                    "segment",
+                    "start_s",
+                    "end_s",
+                    "n_segments",
+                    "error_stage",
+                    "error_type",
+                    "error_message",
+                )
+            }
             feats = {n: batch[n][i] for n in names}
             cid = str(meta["clip_id"])
             pending = self._pending.setdefault(cid, _Pending(int(meta["n_segments"])))
@@ -67,8 +87,9 @@ class ShardWriter:
             errs = [m for m, _ in pending.rows if m["error_type"]]
             if errs:
                 e = errs[0]
-                self.errors.append(self.error_record(cid, str(e["error_stage"]), str(e["error_type"]),
-                                                     str(e["error_message"])))
+                self.errors.append(
+                    self.error_record(cid, str(e["error_stage"]), str(e["error_type"]), str(e["error_message"]))
+                )
                 failed += 1
             else:
                 pending.rows.sort(key=lambda r: int(r[0]["segment"]))
@@ -115,7 +136,7 @@ class ShardWriter:
             if not keep.all():
                 table = table.filter(pa.array(keep))
             table = table.replace_schema_metadata(sink.metadata)
-            self.storage.write_table(f"{sink.name}/{part}", table)
+            self.storage.write_table(f"{sink.name}/{part}", table, compression=self.compression)
         self.parts_written.append(part)
         self.next_part += 1
         self.clips_written += len(set(ids))

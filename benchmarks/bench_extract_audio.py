@@ -1,0 +1,164 @@
+"""avs extract (dcase2021-t1b log-mel + deltas) vs a plain librosa loop, same clips, one run.
+
+    python benchmarks/bench_extract_audio.py                 # 200 ten-second 48 kHz stereo WAV clips
+    python benchmarks/bench_extract_audio.py --clips 50      # smaller
+    python benchmarks/bench_extract_audio.py --device cuda   # on a GPU machine (records hours of audio / s)
+
+Both sides are timed as separate processes, wall clock from process start (imports and Ray start-up
+included) to the last feature written. The reference does what paper 000 §2.1 did per file: librosa.load
+(mono, 48 kHz), ten 1-s segments, melspectrogram(n_fft 4096, hop 512, n_mels 256), power_to_db, delta and
+delta-delta, and saves each clip's features (np.save) so both sides write their output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REFERENCE = r"""
+import sys, time, pathlib
+import numpy as np
+import librosa
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+dst.mkdir(parents=True, exist_ok=True)
+for path in sorted(src.glob("*.wav")):
+    y, sr = librosa.load(path, sr=48000, mono=True)
+    feats = []
+    for i in range(len(y) // sr):
+        seg = y[i * sr:(i + 1) * sr]
+        S = librosa.power_to_db(librosa.feature.melspectrogram(y=seg, sr=sr, n_fft=4096, hop_length=512, n_mels=256))
+        feats.append(np.stack([S, librosa.feature.delta(S), librosa.feature.delta(S, order=2)]))
+    np.save(dst / (path.stem + ".npy"), np.stack(feats).astype(np.float32))
+"""
+
+
+def make_clips(folder: Path, n: int, seconds: float, seed: int = 0) -> None:
+    import soundfile as sf
+
+    from avs.testing.signals import scene_audio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    have = sorted(folder.glob("*.wav"))
+    if len(have) == n:
+        return
+    for p in have:
+        p.unlink()
+    for i in range(n):
+        audio = scene_audio(i % 10, seconds, 48_000, channels=2, seed=seed + i)  # (2, samples)
+        sf.write(folder / f"clip-{i:05d}.wav", audio.T, 48_000, subtype="PCM_16")
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+    return seconds
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = ""
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    except Exception:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory_gib": f"{mem:.0f}",
+        "gpu": gpu or "none",
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
+    ap.add_argument("--work", default=None, help="folder for clips and outputs (default: a temp folder)")
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="avs device (default auto)")
+    ap.add_argument("--skip-reference", action="store_true", help="time avs only (e.g. on a GPU machine)")
+    ap.add_argument("--results", default=None, help="markdown file to append the result to")
+    args = ap.parse_args(argv)
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="avs-bench-"))
+    clips = work / f"clips-{args.clips}x{args.seconds:g}s"
+    make_clips(clips, args.clips, args.seconds)
+    audio_hours = args.clips * args.seconds / 3600
+    bindir = Path(sys.executable).parent
+
+    ref_s = None
+    if not args.skip_reference:
+        shutil.rmtree(work / "ref-out", ignore_errors=True)
+        ref_s = timed([sys.executable, "-c", REFERENCE, str(clips), str(work / "ref-out")])
+    shutil.rmtree(work / "avs-out", ignore_errors=True)
+    avs_s = timed(
+        [
+            str(bindir / "avs"),
+            "extract",
+            str(clips),
+            "--dataset",
+            "folder",
+            "--preset",
+            "dcase2021-t1b",
+            "--out",
+            str(work / "avs-out"),
+            "--device",
+            args.device,
+        ]
+    )
+    run = json.loads((work / "avs-out" / "run.json").read_text())
+    assert run["counts"]["clips_written"] == args.clips, run["counts"]
+
+    result = {
+        "clips": args.clips,
+        "seconds_per_clip": args.seconds,
+        "audio_hours": round(audio_hours, 4),
+        "avs_wall_s": round(avs_s, 2),
+        "avs_clips_per_s": round(args.clips / avs_s, 2),
+        "avs_audio_hours_per_s": round(audio_hours / avs_s, 5),
+        "avs_in_pipeline_s": run["seconds"],
+        "avs_device": run["resources"].get("use_gpu") and "cuda" or "cpu",
+        "machine": machine(),
+    }
+    if ref_s is not None:
+        result.update(
+            {
+                "librosa_wall_s": round(ref_s, 2),
+                "librosa_clips_per_s": round(args.clips / ref_s, 2),
+                "ratio": round(ref_s / avs_s, 2),
+            }
+        )
+    print(json.dumps(result, indent=2))
+    if args.results:
+        with open(args.results, "a") as fh:
+            fh.write(
+                f"\n## {time.strftime('%Y-%m-%d %H:%M')} — {args.clips} x {args.seconds:g}-s 48 kHz stereo WAV\n\n"
+            )
+            fh.write("```json\n" + json.dumps(result, indent=2) + "\n```\n")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
