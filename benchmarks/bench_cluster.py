@@ -168,7 +168,8 @@ def main(argv=None) -> int:
         "Data: float32 Gaussian blobs (3k centres, noise sd 2). One restart each. avs = "
         "`avs.cluster.kmeans.run_kmeans` (faiss.Kmeans, every row used for training, then every row assigned); "
         "sklearn = `KMeans(n_clusters=k, max_iter=25, n_init=1, algorithm='lloyd', tol=0)`. "
-        "'same init': both start from the same k rows (Lloyd iterations only). Times are medians of "
+        "'same init': both start from the same k rows (Lloyd iterations only). sklearn's s/iteration with "
+        "default init includes its k-means++ initialisation. Times are medians of "
         f"{args.repeats} run(s) (avs and sklearn interleaved), seconds, wall clock. Load average (1, 5, 15 min) "
         f"at start {info['load_avg_start']}, at end {info['load_avg_end']}: other work on the machine slows "
         "multi-threaded runs.",

@@ -194,3 +194,27 @@ def test_cli_exit_status_follows_failure_fraction(ray_local, messy_folder, tmp_p
     assert avs_main([*args, "--max-failure-fraction", "0.2", "--set", "pipeline.retry_errors=true"]) == 1
     saved = (tmp_path / "o" / "config.yaml").read_text()
     assert "max_failure_fraction: 0.2" in saved
+
+
+def test_orphan_parts_of_a_killed_run_are_redone(ray_local, messy_folder, tmp_path):
+    """A run killed between the renames of one part (set A has it, set B not): the part is removed and
+    its clips are extracted again, with no duplicate in either set."""
+    two = _config(
+        messy_folder,
+        tmp_path,
+        features=[
+            {"name": "logmel", "extractor": "logmel", "params": dict(LOGMEL)},
+            {"name": "mfcc", "extractor": "mfcc", "params": {"n_mfcc": 13, "n_fft": 1024, "hop_length": 256}},
+        ],
+    )
+    first = run_extract(two)
+    parts = sorted((tmp_path / "mfcc").glob("part-*.parquet"))
+    victim = pq.read_table(parts[0], columns=["clip_id"]).column("clip_id").to_pylist()
+    parts[0].unlink()  # as if the run died after writing logmel's part and before mfcc's
+    second = run_extract(two)
+    assert second["counts"]["processed"] == len(set(victim)) + first["counts"]["clips_failed"]
+    for name in ("logmel", "mfcc"):
+        t = pq.read_table(tmp_path / name, columns=["clip_id", "segment"]).to_pydict()
+        keys = list(zip(t["clip_id"], t["segment"], strict=True))
+        assert len(keys) == len(set(keys))
+        assert set(victim) <= set(t["clip_id"])

@@ -16,7 +16,6 @@ from avs.decode.errors import CorruptMedia, DecoderCrashed, DecodeTimeout, Empty
 from avs.decode.video import (
     VIDEO_DECODERS,
     FrameSampling,
-    GuardedFrameReader,
     VariableFrameRate,
     is_evenly_spaced,
     probe_video,
@@ -26,6 +25,7 @@ from avs.decode.video import (
     sample_times,
     stream_index,
 )
+from avs.decode.video_guard import GuardedFrameReader
 from avs.testing import media
 
 BACKENDS = ("pyav", "decord", "auto")
@@ -55,8 +55,11 @@ def write_short_gop(path: Path, n_frames: int = 40, fps: int = 10, keyint: int =
     with av.open(str(path), "w") as container:
         stream = container.add_stream("h264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "28",
-                          "x264-params": f"keyint={keyint}:min-keyint={keyint}:bframes=2:scenecut=0"}
+        stream.options = {
+            "preset": "veryfast",
+            "crf": "28",
+            "x264-params": f"keyint={keyint}:min-keyint={keyint}:bframes=2:scenecut=0",
+        }
         for i in range(n_frames):
             frame = av.VideoFrame.from_ndarray(media.pattern_frame(i, 96, 64), format="rgb24")
             frame.pts = i
@@ -299,3 +302,15 @@ def test_dali_frames_match_pyav(videos):
     assert tuple(resized.frames.shape) == (1, 32, 48, 3) and resized.frames.is_cuda
     bad = read_frames_dali([videos["corrupt"], videos["cfr"]], [0.5], on_error="return")
     assert isinstance(bad[0], CorruptMedia) and bad[1].frames.shape == (1, 64, 96, 3)
+
+
+def test_dali_times_per_file():
+    from avs.decode.dali import _per_file_times
+
+    same = _per_file_times([0.5, 1.0], 3)
+    assert len(same) == 3 and all(np.array_equal(t, [0.5, 1.0]) for t in same)
+    each = _per_file_times([[0.1], [0.2, 0.3]], 2)
+    assert [t.tolist() for t in each] == [[0.1], [0.2, 0.3]]
+    with pytest.raises(ValueError, match="3 files"):
+        _per_file_times([[0.1], [0.2]], 3)
+    assert isinstance(dali_available(), bool)

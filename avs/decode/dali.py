@@ -65,8 +65,10 @@ def _require_dali() -> Any:
     if not _dali_installed():
         raise DaliUnavailable(f"NVIDIA DALI is not installed (module nvidia.dali not found); {INSTALL_HINT}")
     if not _cuda_available():
-        raise DaliUnavailable("NVIDIA DALI is installed but no CUDA device is visible; decode on CPU instead "
-                              "(avs.decode.video.read_frames with backend 'auto', 'decord' or 'pyav')")
+        raise DaliUnavailable(
+            "NVIDIA DALI is installed but no CUDA device is visible; decode on CPU instead "
+            "(avs.decode.video.read_frames with backend 'auto', 'decord' or 'pyav')"
+        )
     import nvidia.dali as dali
 
     return dali
@@ -177,8 +179,9 @@ def read_frames_dali(
             if on_error == "raise":
                 raise
             results[i] = exc
-    pipe = _pipeline(int(max_batch_size), None if size is None else (int(size[0]), int(size[1])), device_id,
-                     int(num_threads))
+    pipe = _pipeline(
+        int(max_batch_size), None if size is None else (int(size[0]), int(size[1])), device_id, int(num_threads)
+    )
     todo = sorted(plans)
     for start in range(0, len(todo), max_batch_size):
         chunk = todo[start : start + max_batch_size]

@@ -31,8 +31,8 @@ The aspect ratio is not kept: pass the size you want, or resize later (e.g. CLIP
 Rotation metadata (phone videos) is ignored by both backends.
 
 Errors are ``avs.decode.errors`` classes: MissingFile, EmptyFile, CorruptMedia, NoVideoTrack. Decoding in
-this process cannot be interrupted; ``GuardedFrameReader`` decodes in a child process so that a native
-crash or a hang costs one file (DecoderCrashed / DecodeTimeout).
+this process cannot be interrupted; ``avs.decode.video_guard.GuardedFrameReader`` decodes in a child process
+so that a native crash or a hang costs one file (DecoderCrashed / DecodeTimeout).
 """
 
 from __future__ import annotations
@@ -46,17 +46,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from avs.decode.errors import (
-    CorruptMedia,
-    DecodeError,
-    DecoderCrashed,
-    DecodeTimeout,
-    EmptyFile,
-    MissingFile,
-    NoVideoTrack,
-    error_kind,
-)
-from avs.decode.guard import GuardedDecoder
+from avs.decode.errors import CorruptMedia, DecodeError, EmptyFile, MissingFile, NoVideoTrack
 from avs.registry import Registry
 
 VIDEO_DECODERS = Registry("video decoder")
@@ -414,7 +404,9 @@ def stream_index(path: str | os.PathLike) -> StreamIndex:
 
 
 @VIDEO_DECODERS.register("pyav")
-def read_frames_pyav(path: str, times_s: np.ndarray, size: tuple[int, int] | None = None, threads: int = 0) -> FrameBatch:
+def read_frames_pyav(
+    path: str, times_s: np.ndarray, size: tuple[int, int] | None = None, threads: int = 0
+) -> FrameBatch:
     import av
 
     times = _as_times(times_s)
@@ -510,7 +502,9 @@ def read_frames_decord(
 
 
 @VIDEO_DECODERS.register("auto")
-def read_frames_auto(path: str, times_s: np.ndarray, size: tuple[int, int] | None = None, threads: int = 0) -> FrameBatch:
+def read_frames_auto(
+    path: str, times_s: np.ndarray, size: tuple[int, int] | None = None, threads: int = 0
+) -> FrameBatch:
     with _open_pyav(path) as container:  # clear errors for bad files before decord sees them
         stream = _video_stream(container, path)
         codec_ok = stream.codec_context is not None and stream.codec_context.width > 0
@@ -560,91 +554,3 @@ def sample_frames(
     """``read_frames`` at ``sample_times(probe_video(path).duration_s, sampling)``."""
     info = probe_video(path)
     return read_frames(path, sample_times(info.duration_s, sampling), backend, size, threads=threads)
-
-
-# ------------------------------------------------------------------------------------------------ guarded
-
-
-_ERROR_BY_KIND = {
-    cls.kind: cls
-    for cls in (DecodeError, EmptyFile, MissingFile, NoVideoTrack, CorruptMedia, DecoderCrashed, DecodeTimeout,
-                VariableFrameRate)
-}
-
-
-def _frames_child_main(conn: Any, plugins: tuple[str, ...]) -> None:
-    import importlib
-    import traceback
-
-    for name in plugins:
-        importlib.import_module(name)
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
-        path, times, backend, size, threads = request
-        try:
-            batch = read_frames(path, times, backend, size, threads=threads)
-            conn.send(("ok", batch.frames, batch.timestamps_s, batch.indices))
-        except Exception as exc:  # reported to the parent, which records it as an error row
-            conn.send(("error", error_kind(exc), str(exc) or traceback.format_exc(limit=1)))
-
-
-class GuardedFrameReader(GuardedDecoder):
-    """``read_frames`` in a reused child process (spawned once; replaced after a crash or a time-out).
-
-        with GuardedFrameReader(timeout_s=60, backend="auto", size=(224, 224)) as reader:
-            frames, timestamps_s, indices = reader.read_frames("clip.mp4", times_s)
-
-    Raises the child's DecodeError class, DecoderCrashed (the child died: segfault, abort) or DecodeTimeout.
-    Frames come back through a pipe (pickled): keep ``size`` small or frames few for long clips.
-    """
-
-    def __init__(
-        self,
-        timeout_s: float = 120.0,
-        plugins: tuple[str, ...] = (),
-        backend: str = "auto",
-        size: tuple[int, int] | None = None,
-        threads: int = 0,
-    ) -> None:
-        super().__init__(timeout_s=timeout_s, plugins=plugins, backend=backend)
-        self.size = None if size is None else (int(size[0]), int(size[1]))
-        self.threads = int(threads)
-
-    def _start(self) -> None:
-        parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_frames_child_main, args=(child, self.plugins), daemon=True)
-        self._proc.start()
-        child.close()
-        self._conn = parent
-
-    def read_frames(self, path: str | os.PathLike, times_s: Sequence[float] | np.ndarray) -> FrameBatch:
-        path = str(path)
-        if self._proc is None or not self._proc.is_alive():
-            self._kill()
-            self._start()
-        try:
-            self._conn.send((path, _as_times(times_s), self.backend, self.size, self.threads))
-            if not self._conn.poll(self.timeout_s):
-                self._kill()
-                raise DecodeTimeout(f"video decoder did not finish {path} within {self.timeout_s:g} s (killed)")
-            reply = self._conn.recv()
-        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
-            code = self._proc.exitcode if self._proc is not None else None
-            self._kill()
-            raise DecoderCrashed(f"video decoder process died on {path} (exit code {code})") from None
-        if reply[0] == "ok":
-            return FrameBatch(reply[1], reply[2], reply[3])
-        cls = _ERROR_BY_KIND.get(reply[1])
-        if cls is not None:
-            raise cls(reply[2])
-        exc = DecodeError(reply[2])
-        exc.kind = reply[1]
-        raise exc
-
-    def decode(self, path: str) -> Any:  # the audio entry point of the parent class does not apply
-        raise TypeError("GuardedFrameReader decodes frames: call read_frames(path, times_s)")

@@ -30,7 +30,9 @@ Other open_clip resize modes ("longest", non-square inputs) use open_clip's own 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import zipfile
 from collections.abc import Sequence
@@ -40,8 +42,17 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-CLIP_EMBED_DIMS = {"RN50": 1024, "RN101": 512, "RN50x4": 640, "RN50x16": 768, "ViT-B-32": 512, "ViT-B-16": 512,
-                   "ViT-L-14": 768}
+log = logging.getLogger(__name__)
+
+CLIP_EMBED_DIMS = {
+    "RN50": 1024,
+    "RN101": 512,
+    "RN50x4": 640,
+    "RN50x16": 768,
+    "ViT-B-32": 512,
+    "ViT-B-16": 512,
+    "ViT-L-14": 768,
+}
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -154,7 +165,7 @@ def _is_torchscript(path: str) -> bool:
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as z:
-        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist()[:50])
+        return any(n.endswith("/constants.pkl") for n in z.namelist())  # torch.jit.save's marker
 
 
 def load_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -189,6 +200,23 @@ def clip_embed_dim(model_name: str) -> int:
     return int(model_cfg["embed_dim"])
 
 
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_open_clip_random_init_warning():
+    """open_clip logs "initialized randomly" when built without a tag; avs loads the weights itself."""
+    root = logging.getLogger()
+    drop = _DropRandomInitWarning()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
 def load_clip(cfg: ClipEncoderConfig, device: str | torch.device = "cpu") -> tuple[Any, Any, int]:
     """(model in eval mode on ``device``, open_clip's PIL eval transform, embedding size)."""
     import open_clip
@@ -206,21 +234,25 @@ def load_clip(cfg: ClipEncoderConfig, device: str | torch.device = "cpu") -> tup
         tag_cfg = dict(open_clip.get_pretrained_cfg(cfg.model, cfg.pretrained))
     quick_gelu = cfg.quick_gelu if cfg.quick_gelu is not None else bool(tag_cfg.get("quick_gelu", False))
     preprocess_keys = ("mean", "std", "interpolation", "resize_mode")
-    model = open_clip.create_model(
-        cfg.model,
-        pretrained=None,  # weights are loaded below, from the resolved local file only
-        precision=cfg.precision,
-        device=device,
-        force_quick_gelu=quick_gelu,
-        force_preprocess_cfg={k: tag_cfg[k] for k in preprocess_keys if k in tag_cfg} or None,
-        pretrained_image=False,
-        pretrained_text=False,
-    )
+    with _quiet_open_clip_random_init_warning():  # weights are loaded right below; see the log lines there
+        model = open_clip.create_model(
+            cfg.model,
+            pretrained=None,  # weights are loaded below, from the resolved local file only
+            precision=cfg.precision,
+            device=device,
+            force_quick_gelu=quick_gelu,
+            force_preprocess_cfg={k: tag_cfg[k] for k in preprocess_keys if k in tag_cfg} or None,
+            pretrained_image=False,
+            pretrained_text=False,
+        )
     if weights is not None:
         if weights.endswith(".safetensors") or not _is_torchscript(weights):
             load_checkpoint(model, weights, strict=True, weights_only=True, device="cpu")
         else:
             model.load_state_dict(load_state_dict(weights), strict=True)
+        log.info("CLIP %s: weights loaded from %s", cfg.model, weights)
+    else:
+        log.warning("CLIP %s: RANDOM weights (random_weights=True); embeddings carry no meaning", cfg.model)
     model.eval()
     preprocess = image_transform_v2(PreprocessCfg(**open_clip.get_model_preprocess_cfg(model)), is_train=False)
     embed_dim = int(getattr(model.visual, "output_dim", 0) or clip_embed_dim(cfg.model))
@@ -258,7 +290,10 @@ class ClipImageEmbedder:
         self.image_size: tuple[int, int] = (int(size), int(size)) if isinstance(size, int) else tuple(size)
         self.resize_mode: str = pp.get("resize_mode", "shortest")
         self.interpolation: str = pp.get("interpolation", "bicubic")
-        self.dtype = torch.float16 if cfg.precision == "fp16" else torch.float32
+        conv1 = getattr(self.model.visual, "conv1", None)  # the first layer's dtype is the input's (fp16: conv in fp16)
+        self.dtype = (
+            conv1.weight.dtype if conv1 is not None else (torch.float16 if cfg.precision == "fp16" else torch.float32)
+        )
         self.mean = torch.tensor(pp["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(pp["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         square = self.image_size[0] == self.image_size[1]
@@ -346,8 +381,11 @@ class ZeroShotClassifier:
         self.logit_scale = float(logit_scale)
 
     def logits(self, image_embeddings: Any) -> torch.Tensor:
-        e = image_embeddings if isinstance(image_embeddings, torch.Tensor) else torch.from_numpy(
-            np.asarray(image_embeddings, dtype=np.float32))
+        e = (
+            image_embeddings
+            if isinstance(image_embeddings, torch.Tensor)
+            else torch.from_numpy(np.asarray(image_embeddings, dtype=np.float32))
+        )
         e = torch.nn.functional.normalize(e.float().to(self.text_embeddings.device), dim=-1)
         return self.logit_scale * e @ self.text_embeddings.T  # (n, n_classes)
 

@@ -15,16 +15,18 @@ import time
 import uuid
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from avs.config import to_dict
+from avs.data.manifest import CARRIED_COLUMNS
 from avs.progress import Progress
 from avs.shards import state
 from avs.shards.config import ExtractConfig, feature_set_hash, feature_set_identity
 from avs.shards.stages import DecodeStage, FeatureStage
 from avs.shards.storage import Storage
-from avs.shards.writer import FeatureSink, ShardWriter
+from avs.shards.writer import FeatureSink, part_name
 
 
 def init_ray(num_cpus: int | None = None) -> None:
@@ -98,6 +100,7 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
     storage = Storage(cfg.out)
     storage.makedirs()
     storage.remove_stale_tmp()
+    names = [f.name for f in cfg.features]
 
     # 1. The manifest, and what the output folder already holds.
     if manifest is None:
@@ -107,15 +110,15 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
     for f in cfg.features:
         state.claim_feature_set(storage, f.name, identities[f.name], hashes[f.name])
         storage.remove_stale_tmp(f.name)
-    held = {f.name: state.finished_clips(storage, f.name) for f in cfg.features}
-    finished = set.intersection(*held.values()) if held else set()
+    state.remove_orphan_parts(storage, names)  # parts a killed run wrote for some feature sets only
+    finished = state.finished_clips_all(storage, names)
     previous_errors = state.read_errors(storage)
     failed_before = set(previous_errors.column("clip_id").to_pylist())
 
     ids = manifest.column("clip_id").to_pylist()
     skip_failed = not cfg.pipeline.retry_errors
-    todo_mask = [cid not in finished and not (skip_failed and cid in failed_before) for cid in ids]
-    todo = manifest.filter(pa.array(todo_mask))
+    todo_rows = [i for i, cid in enumerate(ids) if cid not in finished and not (skip_failed and cid in failed_before)]
+    todo = manifest.take(pa.array(todo_rows, pa.int64())).append_column("row", pa.array(todo_rows, pa.int64()))
     n_inputs = manifest.num_rows
     print(
         f"[avs extract] {n_inputs} clips in the manifest: {len(finished & set(ids))} already written, "
@@ -123,76 +126,110 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
         flush=True,
     )
 
-    # 2. The Ray Data pipeline.
-    sinks: list[FeatureSink] = []
-    writer = None
+    # 2. The Ray Data pipeline: workers write the parts, the driver counts clip status rows.
+    sinks: tuple[FeatureSink, ...] = ()
     plan: dict[str, Any] = {}
+    written: dict[str, int] = {}  # clip_id -> rows written
+    new_errors: list[dict[str, Any]] = []
+    parts: set[int] = set()
+    stage_s = {"decode_s": 0.0, "feature_s": 0.0, "write_s": 0.0}  # worker seconds, summed over clips
+    first_result_s = None
     if todo.num_rows:
         init_ray(cfg.pipeline.num_cpus)
         plan = plan_resources(cfg)
         shapes = _feature_shapes(cfg)
-        sinks = [
-            FeatureSink(
-                f.name, shapes[f.name], state.shard_metadata(identities[f.name], hashes[f.name], shapes[f.name])
-            )
-            for f in cfg.features
-        ]
-        writer = ShardWriter(
-            storage,
-            sinks,
-            manifest,
-            cfg.pipeline.rows_per_shard,
-            state.next_part_index(storage, [f.name for f in cfg.features]),
-            skip={n: held[n] - finished for n in held},
-            compression=cfg.pipeline.compression,
+        sinks = tuple(
+            FeatureSink(n, shapes[n], state.shard_metadata(identities[n], hashes[n], shapes[n])) for n in names
         )
+        first_part = state.next_part_index(storage, names)
+        path_of = dict(zip(todo.column("clip_id").to_pylist(), todo.column("path").to_pylist(), strict=True))
         progress = Progress(todo.num_rows, "clips", "avs extract", cfg.pipeline.progress_interval_s)
-        for batch in _dataset(cfg, todo, plan).iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
-            done, failed = writer.add(batch)
-            progress.update(done + failed, errors=len(writer.errors))
-            if failed:
-                _save_errors(storage, previous_errors, writer.errors, run_id)
-        writer.flush()
-        for cid in writer.incomplete:  # cannot happen unless rows were lost inside Ray Data
-            writer.errors.append(writer.error_record(cid, "pipeline", "incomplete", "not all segments arrived"))
+        dataset = _dataset(cfg, todo, manifest, plan, sinks, first_part)
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=4):
+            failed_here = 0
+            if first_result_s is None:
+                first_result_s = round(time.perf_counter() - t_start, 3)
+            for key in stage_s:
+                stage_s[key] += float(np.sum(batch[key]))
+            for i, cid in enumerate(batch["clip_id"]):
+                cid = str(cid)
+                if batch["error_type"][i]:
+                    new_errors.append(
+                        {
+                            "clip_id": cid,
+                            "path": path_of[cid],
+                            "stage": str(batch["error_stage"][i]),
+                            "error_type": str(batch["error_type"][i]),
+                            "message": str(batch["error_message"][i]),
+                        }
+                    )
+                    failed_here += 1
+                else:
+                    written[cid] = int(batch["n_rows"][i])
+                    parts.add(int(batch["part"][i]))
+            progress.update(len(batch["clip_id"]), errors=len(new_errors))
+            if failed_here:
+                _save_errors(storage, previous_errors, new_errors, run_id)
         progress.close()
 
-    # 3. Errors table, bookkeeping, run.json.
-    new_errors = writer.errors if writer else []
-    errors = _save_errors(storage, previous_errors, new_errors, run_id, retried=set(todo.column("clip_id").to_pylist()))
-    written_now = writer.clips_written if writer else 0
+    # 3. Check the books: every clip processed is written (and readable) or failed, exactly once.
     processed = todo.num_rows
-    if written_now + len(new_errors) != processed:
-        raise RuntimeError(f"lost clips: {processed} processed != {written_now} written + {len(new_errors)} failed")
-    all_written = set.intersection(*[state.finished_clips(storage, f.name) for f in cfg.features])
+    on_disk = state.clips_in_parts(storage, names, sorted(parts))
+    lost = [cid for cid in written if cid not in on_disk]
+    for cid in lost:  # a part overwritten or missing after the worker said it wrote it
+        del written[cid]
+        new_errors.append(
+            {
+                "clip_id": cid,
+                "path": path_of[cid],
+                "stage": "write",
+                "error_type": "lost_write",
+                "message": "the clip was reported written but is not in its part; run again",
+            }
+        )
+    seen = set(written) | {e["clip_id"] for e in new_errors}
+    for cid in set(todo.column("clip_id").to_pylist()) - seen:  # never reported back by Ray Data
+        new_errors.append(
+            {
+                "clip_id": cid,
+                "path": path_of[cid],
+                "stage": "pipeline",
+                "error_type": "missing",
+                "message": "no status came back for this clip; run again",
+            }
+        )
+    if len(written) + len(new_errors) != processed:
+        raise RuntimeError(
+            f"bookkeeping error: {processed} processed != {len(written)} written + {len(new_errors)} failed"
+        )
+    errors = _save_errors(storage, previous_errors, new_errors, run_id, retried=set(todo.column("clip_id").to_pylist()))
+    all_written = state.finished_clips_all(storage, names)
     seconds = time.perf_counter() - t_start
-    audio_seconds = written_now * _clip_seconds(todo, cfg)
+    audio_seconds = len(written) * _clip_seconds(todo, cfg)
     summary = {
         "run_id": run_id,
         "config": to_dict(cfg),
-        "feature_sets": {
-            f.name: {"hash": hashes[f.name], "shape": list(s.shape)} for f, s in zip(cfg.features, sinks, strict=False)
-        }
-        if sinks
-        else {f.name: {"hash": hashes[f.name]} for f in cfg.features},
+        "feature_sets": {n: {"hash": hashes[n], **({"shape": list(shapes[n])} if sinks else {})} for n in names},
         "versions": versions(),
         "resources": plan,
         "counts": {
             "inputs": n_inputs,
             "skipped": n_inputs - processed,  # finished earlier (or failed earlier, with retry_errors off)
             "processed": processed,
-            "clips_written": written_now,
-            "rows_written": writer.rows_written if writer else 0,
+            "clips_written": len(written),
+            "rows_written": sum(written.values()),
             "clips_failed": len(new_errors),
             "clips_in_output": len(all_written & set(ids)),
             "error_rows": errors.num_rows,
         },
         "seconds": round(seconds, 3),
+        "first_result_s": first_result_s,  # start-up: process start to the first clip done
+        "worker_seconds": {k: round(v, 3) for k, v in stage_s.items()},
         "throughput": {
             "clips_per_s": round(processed / seconds, 3) if seconds else None,
             "audio_hours_per_s": round(audio_seconds / 3600 / seconds, 5) if seconds else None,
         },
-        "parts_written": writer.parts_written if writer else [],
+        "parts_written": [part_name(p) for p in sorted(parts)],
     }
     storage.write_json("run.json", summary)
     c = summary["counts"]
@@ -225,23 +262,35 @@ def _clip_seconds(todo: pa.Table, cfg: ExtractConfig) -> float:
     return float(mean) if mean is not None else float(cfg.audio.clip_seconds or 0.0)
 
 
-def _dataset(cfg: ExtractConfig, todo: pa.Table, plan: dict[str, Any]) -> Any:
+def _dataset(
+    cfg: ExtractConfig,
+    todo: pa.Table,
+    manifest: pa.Table,
+    plan: dict[str, Any],
+    sinks: tuple[FeatureSink, ...],
+    first_part: int,
+) -> Any:
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # avs prints its own progress lines
     ctx.verbose_stats_logs = False
+    # Never split a block: a decode block holds whole clips, and the feature worker writes whole clips.
+    ctx.target_max_block_size = None
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     p = cfg.pipeline
-    inputs = todo.select(["clip_id", "path"])
-    # One block per decode batch, made in the driver: no read / repartition tasks competing with the
-    # actors for CPUs (on a 2-CPU laptop the actors hold them all).
-    blocks = [inputs.slice(i, p.batch_clips) for i in range(0, inputs.num_rows, p.batch_clips)]
+    # One block per decode batch, made in the driver (no read / repartition tasks competing with the
+    # actors for CPUs); its number is the part the feature worker writes its clips to.
+    inputs = todo.select(["clip_id", "path", "row"])
+    blocks = []
+    for k, start in enumerate(range(0, inputs.num_rows, p.batch_clips)):
+        block = inputs.slice(start, p.batch_clips)
+        blocks.append(block.append_column("part", pa.array([first_part + k] * block.num_rows, pa.int64())))
     ds = ray.data.from_arrow(blocks)
     ds = ds.map_batches(
         DecodeStage,
         fn_constructor_kwargs={"audio": cfg.audio, "timeout_s": p.decode_timeout_s, "plugins": p.plugins},
-        batch_size=p.batch_clips,
+        batch_size=None,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=plan["decoders"]),
         num_cpus=1,
@@ -251,10 +300,14 @@ def _dataset(cfg: ExtractConfig, todo: pa.Table, plan: dict[str, Any]) -> Any:
         fn_constructor_kwargs={
             "audio": cfg.audio,
             "features": cfg.features,
+            "sinks": sinks,
+            "out_uri": cfg.out,
+            "carried": manifest.select(list(CARRIED_COLUMNS)),
+            "compression": p.compression,
             "device": "cuda" if plan["use_gpu"] else "cpu",
             "threads": plan["feature_threads"],
         },
-        batch_size=p.batch_segments,
+        batch_size=None,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"]),
         num_gpus=1 if plan["use_gpu"] else 0,

@@ -1,58 +1,34 @@
 """Ray Data stages of the extraction pipeline (callable classes: load in ``__init__``, work in ``__call__``).
 
-    clip rows {clip_id, path}
-      -> DecodeStage   -> segment rows {clip_id, segment, start_s, end_s, n_segments, audio, error_*}
-      -> FeatureStage  -> the same rows with one column per feature set, ``audio`` dropped
+    input blocks {clip_id, path, row, part}           (one block per decode batch, numbered by ``part``)
+      -> DecodeStage   -> segment rows {clip_id, row, part, segment, start_s, end_s, n_segments, audio, error_*}
+      -> FeatureStage  -> features computed, parts written by the worker; returns one small row per clip
+                          {clip_id, part, n_rows, error_stage, error_type, error_message}
 
-A clip that fails becomes one row whose ``error_type`` is set (its ``audio`` / features are zeros), so
-failures travel with the data and are counted exactly where the rows are written.
+A clip that fails becomes one row whose ``error_type`` is set, so failures travel with the data and the
+driver counts exactly: every input clip comes back once, written or failed.
 """
 
 from __future__ import annotations
 
-import os
+import time
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from avs.shards.config import AudioConfig, FeatureSetConfig
+from avs.shards.writer import FeatureSink, write_part
 
-META_COLUMNS = ("clip_id", "segment", "start_s", "end_s", "n_segments", "error_stage", "error_type", "error_message")
-
-
-def _rows_to_batch(rows: list[dict[str, Any]], audio_shape: tuple[int, int]) -> dict[str, np.ndarray]:
-    batch: dict[str, np.ndarray] = {
-        "clip_id": np.array([r["clip_id"] for r in rows], dtype=object),
-        "segment": np.array([r["segment"] for r in rows], dtype=np.int32),
-        "start_s": np.array([r["start_s"] for r in rows], dtype=np.float64),
-        "end_s": np.array([r["end_s"] for r in rows], dtype=np.float64),
-        "n_segments": np.array([r["n_segments"] for r in rows], dtype=np.int32),
-        "error_stage": np.array([r.get("error_stage", "") for r in rows], dtype=object),
-        "error_type": np.array([r.get("error_type", "") for r in rows], dtype=object),
-        "error_message": np.array([r.get("error_message", "") for r in rows], dtype=object),
-    }
-    audio = np.zeros((len(rows), *audio_shape), dtype=np.float32)  # (rows, channels, samples)
-    for i, r in enumerate(rows):
-        if r.get("audio") is not None:
-            audio[i] = r["audio"]
-    batch["audio"] = audio
-    return batch
+ERROR_COLUMNS = ("error_stage", "error_type", "error_message")
 
 
-def error_row(clip_id: str, stage: str, exc: BaseException) -> dict[str, Any]:
+def error_fields(stage: str, exc: BaseException) -> dict[str, str]:
     from avs.decode.errors import error_kind
 
     message = str(exc).strip() or repr(exc)
-    return {
-        "clip_id": clip_id,
-        "segment": -1,
-        "start_s": 0.0,
-        "end_s": 0.0,
-        "n_segments": 1,
-        "error_stage": stage,
-        "error_type": error_kind(exc),
-        "error_message": message[:2000],
-    }
+    return {"error_stage": stage, "error_type": error_kind(exc), "error_message": message[:2000]}
 
 
 class DecodeStage:
@@ -63,41 +39,53 @@ class DecodeStage:
 
         self.audio = audio
         self.decoder = GuardedDecoder(timeout_s=timeout_s, plugins=plugins, backend=audio.backend)
-        self.shape = (audio.n_channels(), audio.segment_samples())
+        self.shape = (audio.n_channels(), audio.segment_samples())  # (channels, samples) of one segment
 
-    def decode_clip(self, clip_id: str, path: str) -> list[dict[str, Any]]:
+    def decode_clip(self, path: str) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, str]]:
+        """-> (segments (n, channels, samples), starts_s (n,), {}) or (None, None, error fields)."""
         from avs.decode.segments import resample, segment_clip, to_channels
 
         a = self.audio
         try:
             audio, rate = self.decoder.decode(path)
         except Exception as exc:
-            return [error_row(clip_id, "decode", exc)]
+            return None, None, error_fields("decode", exc)
         try:
             audio = resample(to_channels(audio, a.channels), rate, a.sample_rate_hz)
             segments, starts = segment_clip(
                 audio, a.sample_rate_hz, a.segment_seconds, a.hop_seconds, a.clip_seconds, a.min_last_fraction
-            )  # (n_segments, channels, samples), (n_segments,) seconds
+            )
         except Exception as exc:
-            return [error_row(clip_id, "segment", exc)]
-        seconds = self.shape[1] / a.sample_rate_hz
-        return [
-            {
-                "clip_id": clip_id,
-                "segment": i,
-                "start_s": float(s),
-                "end_s": float(s) + seconds,
-                "n_segments": len(segments),
-                "audio": segments[i],
-            }
-            for i, s in enumerate(starts)
-        ]
+            return None, None, error_fields("segment", exc)
+        return segments, starts, {}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows: list[dict[str, Any]] = []
-        for clip_id, path in zip(batch["clip_id"], batch["path"], strict=True):
-            rows.extend(self.decode_clip(str(clip_id), str(path)))
-        return _rows_to_batch(rows, self.shape)
+        cols: dict[str, list] = defaultdict(list)
+        audio: list[np.ndarray] = []
+        seconds = self.shape[1] / self.audio.sample_rate_hz
+        for clip_id, path, row, part in zip(batch["clip_id"], batch["path"], batch["row"], batch["part"], strict=True):
+            t0 = time.perf_counter()
+            segments, starts, error = self.decode_clip(str(path))
+            n = 1 if segments is None else len(segments)
+            cols["decode_s"] += [(time.perf_counter() - t0) / n] * n
+            cols["clip_id"] += [str(clip_id)] * n
+            cols["row"] += [int(row)] * n
+            cols["part"] += [int(part)] * n
+            cols["n_segments"] += [n] * n
+            if segments is None:
+                cols["segment"].append(-1)
+                cols["start_s"].append(0.0)
+                audio.append(np.zeros((1, *self.shape), np.float32))
+            else:
+                cols["segment"] += list(range(n))
+                cols["start_s"] += [float(s) for s in starts]
+                audio.append(segments.astype(np.float32, copy=False))
+            for key in ERROR_COLUMNS:
+                cols[key] += [error.get(key, "")] * n
+        out = {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in cols.items()}
+        out["end_s"] = out["start_s"] + seconds
+        out["audio"] = np.concatenate(audio) if audio else np.zeros((0, *self.shape), np.float32)
+        return out
 
 
 def pick_device(device: str) -> str:
@@ -111,18 +99,24 @@ def pick_device(device: str) -> str:
 
 
 class FeatureStage:
-    """Compute every feature set on a batch of segments (CUDA when present) and drop the raw audio."""
+    """Compute every feature set on the segments of whole clips (CUDA when present), write the good clips
+    as Parquet parts, and return one small status row per clip."""
 
     def __init__(
         self,
         audio: AudioConfig,
         features: tuple[FeatureSetConfig, ...],
+        sinks: tuple[FeatureSink, ...],
+        out_uri: str,
+        carried: pa.Table,
+        compression: str = "lz4",
         device: str = "auto",
         threads: int | None = None,
     ) -> None:
         import torch
 
         from avs.features.base import create_extractor
+        from avs.shards.storage import Storage
 
         if threads:
             torch.set_num_threads(int(threads))
@@ -131,8 +125,10 @@ class FeatureStage:
             f.name: create_extractor(f.extractor, f.params, sample_rate_hz=audio.sample_rate_hz).to(self.device).eval()
             for f in features
         }
-        self.n_channels, self.n_samples = audio.n_channels(), audio.segment_samples()
-        self.shapes = {n: e.output_shape(self.n_channels, self.n_samples) for n, e in self.extractors.items()}
+        self.sinks = sinks
+        self.storage = Storage(out_uri)
+        self.carried = carried  # manifest columns copied onto rows, indexed by manifest row
+        self.compression = compression
 
     def _compute(self, extractor: Any, audio: np.ndarray) -> np.ndarray:
         import torch
@@ -141,33 +137,78 @@ class FeatureStage:
             x = torch.from_numpy(audio).to(self.device, non_blocking=True)
             return extractor(x).float().cpu().numpy()
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        audio = batch.pop("audio")  # (rows, channels, samples) float32
-        ok = np.flatnonzero(batch["error_type"] == "")
-        for name, extractor in self.extractors.items():
-            out = np.zeros((len(audio), *self.shapes[name]), dtype=np.float32)
-            if len(ok):
+    def compute(self, audio: np.ndarray, ok: np.ndarray, errors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Features of the rows ``ok``; a row that fails (or gives non-finite values) gets error fields."""
+        out: dict[str, np.ndarray] = {}
+        for sink in self.sinks:
+            extractor = self.extractors[sink.name]
+            values = np.zeros((len(audio), *sink.shape), dtype=np.float32)
+            rows = np.flatnonzero(ok)
+            if len(rows):
                 try:
-                    out[ok] = self._compute(extractor, audio[ok])
+                    values[rows] = self._compute(extractor, audio[rows])
                 except Exception:  # find the rows that fail, keep the others
-                    for i in ok:
+                    for i in rows:
                         try:
-                            out[i] = self._compute(extractor, audio[i : i + 1])[0]
+                            values[i] = self._compute(extractor, audio[i : i + 1])[0]
                         except Exception as exc:
-                            self._fail(batch, i, f"{name}: {exc}", type(exc).__name__)
-            bad = [i for i in ok if not np.isfinite(out[i]).all()]
-            for i in bad:
-                self._fail(batch, i, f"{name}: non-finite feature values", "non_finite")
-            batch[name] = out
-            ok = np.flatnonzero(batch["error_type"] == "")
-        return batch
+                            self._fail(errors, ok, i, f"{sink.name}: {exc}", type(exc).__name__)
+            finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+            for i in np.flatnonzero(ok & ~finite):
+                self._fail(errors, ok, i, f"{sink.name}: non-finite feature values", "non_finite")
+            out[sink.name] = values
+        return out
 
     @staticmethod
-    def _fail(batch: dict[str, np.ndarray], i: int, message: str, kind: str) -> None:
-        batch["error_stage"][i] = "features"
-        batch["error_type"][i] = kind
-        batch["error_message"][i] = message[:2000]
+    def _fail(errors: dict[str, np.ndarray], ok: np.ndarray, i: int, message: str, kind: str) -> None:
+        ok[i] = False
+        errors["error_stage"][i], errors["error_type"][i], errors["error_message"][i] = "features", kind, message[:2000]
 
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        audio = batch.pop("audio")  # (rows, channels, samples) float32
+        errors = {k: np.array(batch[k], dtype=object) for k in ERROR_COLUMNS}
+        ok = errors["error_type"] == ""
+        t0 = time.perf_counter()
+        feats = self.compute(audio, ok, errors)
+        feature_s = (time.perf_counter() - t0) / max(1, len(audio))  # seconds per row
 
-def default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+        # Group rows by clip; a clip is written only when all its segments are here and none failed.
+        clip_rows: dict[str, list[int]] = defaultdict(list)
+        for i, cid in enumerate(batch["clip_id"]):
+            clip_rows[str(cid)].append(i)
+        status: dict[str, list] = defaultdict(list)
+        good: dict[int, list[int]] = defaultdict(list)  # part -> rows to write
+        for cid, rows in clip_rows.items():
+            first = rows[0]
+            bad = [i for i in rows if not ok[i]]
+            complete = len(rows) == int(batch["n_segments"][first])
+            status["clip_id"].append(cid)
+            status["part"].append(int(batch["part"][first]))
+            status["decode_s"].append(float(np.sum(batch["decode_s"][rows])))
+            status["feature_s"].append(feature_s * len(rows))
+            if bad or not complete:
+                e = bad[0] if bad else first
+                fields = (errors["error_stage"][e], errors["error_type"][e], errors["error_message"][e])
+                if not bad:  # cannot happen unless Ray Data split a clip across blocks
+                    fields = ("pipeline", "split_clip", f"{len(rows)} of {batch['n_segments'][first]} segments")
+                status["n_rows"].append(0)
+                for key, value in zip(ERROR_COLUMNS, fields, strict=True):
+                    status[key].append(str(value))
+            else:
+                rows = sorted(rows, key=lambda i: int(batch["segment"][i]))
+                good[int(batch["part"][first])].extend(rows)
+                status["n_rows"].append(len(rows))
+                for key in ERROR_COLUMNS:
+                    status[key].append("")
+        t0 = time.perf_counter()
+        for part, rows in good.items():
+            idx = np.asarray(rows)
+            keys = {k: batch[k][idx] for k in ("clip_id", "segment", "start_s", "end_s")}
+            carried = self.carried.take(pa.array(batch["row"][idx]))
+            write_part(
+                self.storage, part, self.sinks, keys, {n: v[idx] for n, v in feats.items()}, carried, self.compression
+            )
+        n_written = max(1, sum(status["n_rows"]))
+        write_s = time.perf_counter() - t0
+        status["write_s"] = [write_s * n / n_written for n in status["n_rows"]]
+        return {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in status.items()}

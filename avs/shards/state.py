@@ -69,6 +69,38 @@ def finished_clips(storage: Storage, name: str) -> set[str]:
     return done
 
 
+def finished_clips_all(storage: Storage, names: list[str]) -> set[str]:
+    """clip_ids present in every feature set."""
+    sets = [finished_clips(storage, n) for n in names]
+    return set.intersection(*sets) if sets else set()
+
+
+def clips_in_parts(storage: Storage, names: list[str], parts: list[int]) -> set[str]:
+    """clip_ids readable in the given part numbers of every feature set."""
+    out: set[str] | None = None
+    for name in names:
+        have: set[str] = set()
+        for part in parts:
+            rel = f"{name}/part-{part:05d}.parquet"
+            if storage.exists(rel):
+                have.update(storage.read_table(rel, columns=["clip_id"]).column("clip_id").to_pylist())
+        out = have if out is None else out & have
+    return out or set()
+
+
+def remove_orphan_parts(storage: Storage, names: list[str]) -> list[str]:
+    """Delete parts that exist for some feature sets but not all (a run killed between the renames of one
+    part); their clips are then not finished and get processed again. Returns the removed paths."""
+    held = {n: set(part_names(storage, n)) for n in names}
+    every = set.intersection(*held.values()) if held else set()
+    removed = []
+    for name, have in held.items():
+        for part in sorted(have - every):
+            storage.fs.delete_file(storage.path(f"{name}/{part}"))
+            removed.append(f"{name}/{part}")
+    return removed
+
+
 def next_part_index(storage: Storage, names: list[str]) -> int:
     indices = [int(PART_RE.match(p).group(1)) for n in names for p in part_names(storage, n)]
     return max(indices, default=-1) + 1

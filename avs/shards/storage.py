@@ -59,9 +59,10 @@ class Storage:
     def read_json(self, rel: str) -> Any:
         return json.loads(self.read_bytes(rel))
 
-    def write_table(self, rel: str, table: pa.Table, compression: str = "zstd") -> None:
+    def write_table(self, rel: str, table: pa.Table, compression: str = "zstd", **options: Any) -> None:
+        """Parquet write to a temporary name, then rename; ``options`` go to ``pq.write_table``."""
         tmp = self._tmp(rel)
-        pq.write_table(table, self.path(tmp), filesystem=self.fs, compression=compression)
+        pq.write_table(table, self.path(tmp), filesystem=self.fs, compression=compression, **options)
         self.fs.move(self.path(tmp), self.path(rel))
 
     def read_table(self, rel: str, columns: list[str] | None = None) -> pa.Table:
