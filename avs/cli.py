@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from avs.cluster.cli import add_cluster_args, cmd_cluster
 from avs.config import deep_merge, dump_yaml, from_dict, load_yaml
 
 
@@ -89,6 +88,12 @@ def add_extract_args(p: argparse.ArgumentParser) -> None:
         help="exit with status 1 when more than this fraction of clips fail (default 0.1)",
     )
     p.add_argument(
+        "--clip-random-weights",
+        action="store_true",
+        help="CLIP feature sets use RANDOM weights (tests / demos without downloaded weights); recorded in the "
+        "shard metadata (default: pretrained weights, with a clear error when they are missing)",
+    )
+    p.add_argument(
         "--no-retry-errors",
         action="store_true",
         help="on a re-run, skip clips that failed before (default: try them again)",
@@ -132,6 +137,13 @@ def extract_config_from_args(args: argparse.Namespace) -> Any:
             _set_path(tree, key, value)
     for key, value in _parse_set(args.set):
         _set_path(tree, key, value)
+    if getattr(args, "clip_random_weights", False):
+        for feature in tree.get("features", []):
+            params = feature.setdefault("params", {})
+            if feature.get("extractor") == "clip":
+                params["random_weights"] = True
+            elif feature.get("extractor") == "clip-zeroshot":
+                params.setdefault("encoder", {})["random_weights"] = True
     return from_dict(ExtractConfig, tree)
 
 
@@ -212,11 +224,22 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def lazy(module: str, name: str) -> Callable:
+    """A function imported on first call, so ``avs --help`` stays fast and subcommands stay independent."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    return call
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "cluster": (
         "k-means sound clusters (faiss) of a feature set: pseudo-labels, centroids, gallery",
-        add_cluster_args,
-        cmd_cluster,
+        lazy("avs.cluster.cli", "add_cluster_args"),
+        lazy("avs.cluster.cli", "cmd_cluster"),
     ),
     "demo-data": ("write a small synthetic TAU-layout and DESED-layout dataset", add_demo_args, cmd_demo_data),
     "extract": ("extract audio features of a dataset into Parquet shards (Ray Data)", add_extract_args, cmd_extract),

@@ -29,8 +29,23 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "hop_length": 512,  # 000 §2.1
                     "deltas": True,  # 000 §2.1 "log-mel spectrograms with delta/delta-delta features"
                 },
-            }
+            },
+            # 000 §2.2: frame CNNs on frames of each video; §3 trains them at 448 x 448
+            {"name": "frames", "extractor": "frames", "params": {"size": [448, 448]}},
+            # 000 §2.3 / Table 1: CLIP image features of three encoders for the CLIP Late Fusion Network
+            {"name": "clip_rn50x4", "extractor": "clip", "params": {"model": "RN50x4"}},  # 640-d
+            {"name": "clip_rn101", "extractor": "clip", "params": {"model": "RN101"}},  # 512-d
+            {"name": "clip_vitb32", "extractor": "clip", "params": {"model": "ViT-B-32"}},  # 512-d
+            # 000 Table 2 C01-C03: zero-shot CLIP with the original labels as sentences
+            {"name": "zeroshot_rn50x4", "extractor": "clip-zeroshot", "params": {"encoder": {"model": "RN50x4"}}},
+            {"name": "zeroshot_rn101", "extractor": "clip-zeroshot", "params": {"encoder": {"model": "RN101"}}},
+            {"name": "zeroshot_vitb32", "extractor": "clip-zeroshot", "params": {"encoder": {"model": "ViT-B-32"}}},
         ],
+        "video": {
+            "sampling": "even",  # 000 §2.2 "12 image frames from 10 seconds video file with equal interval"
+            "n_frames": 12,  # 000 §2.2 (training); at test time §2.4 uses the same 12 per file
+            "short_side": 448,  # decode once at the largest size any feature set needs (frames: 448)
+        },
     },
     # Paper 003 (Turpault et al., DCASE2020 Task 4 baseline), section 4 "input features": 16 kHz, 128 mel
     # bands, 2048-sample STFT windows, hop 255; the baseline code (paper footnote 3) takes the mel of the

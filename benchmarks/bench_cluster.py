@@ -53,8 +53,14 @@ def machine() -> dict:
         flags = " ".join(f for f in ("avx2", "avx512f", "fma") if f" {f} " in text)
     except OSError:
         pass
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "cpu_flags": flags, "ram_gib": ram_gib,
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "ram_gib": ram_gib,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def make_blobs(n: int, dims: int, centres: int, seed: int) -> np.ndarray:
@@ -76,8 +82,15 @@ def run_avs(x, k, iters, seed, init=None):
 def run_sklearn(x, k, iters, seed, init=None):
     from sklearn.cluster import KMeans
 
-    km = KMeans(n_clusters=k, max_iter=iters, n_init=1, algorithm="lloyd", tol=0, random_state=seed,
-                **({} if init is None else {"init": init}))
+    km = KMeans(
+        n_clusters=k,
+        max_iter=iters,
+        n_init=1,
+        algorithm="lloyd",
+        tol=0,
+        random_state=seed,
+        **({} if init is None else {"init": init}),
+    )
     t = time.perf_counter()
     km.fit(x)
     return time.perf_counter() - t, float(km.inertia_), int(km.n_iter_), km.labels_
@@ -94,20 +107,32 @@ def bench_one(x: np.ndarray, args: argparse.Namespace, mode: str, init: np.ndarr
     a_s = statistics.median(r[0] for r in a_runs)
     s_s = statistics.median(r[0] for r in s_runs)
     row = {
-        "rows": n, "dims": x.shape[1], "k": args.k, "iterations": args.iterations, "init": mode, "threads": threads,
-        "avs_faiss_s": round(a_s, 3), "sklearn_s": round(s_s, 3), "ratio": round(s_s / a_s, 2),
-        "avs_objective": a_runs[-1][1], "sklearn_objective": s_runs[-1][1],
+        "rows": n,
+        "dims": x.shape[1],
+        "k": args.k,
+        "iterations": args.iterations,
+        "init": mode,
+        "threads": threads,
+        "avs_faiss_s": round(a_s, 3),
+        "sklearn_s": round(s_s, 3),
+        "ratio": round(s_s / a_s, 2),
+        "avs_objective": a_runs[-1][1],
+        "sklearn_objective": s_runs[-1][1],
         "objective_rel_diff": round((a_runs[-1][1] - s_runs[-1][1]) / s_runs[-1][1], 5),
         "sklearn_iterations_run": s_runs[-1][2],
         "avs_s_per_iteration": round(a_s / args.iterations, 4),
         "sklearn_s_per_iteration": round(s_s / max(s_runs[-1][2], 1), 4),
         "ari_avs_vs_sklearn": round(float(adjusted_rand_score(a_runs[-1][3], s_runs[-1][3])), 4),
-        "avs_runs_s": [round(r[0], 3) for r in a_runs], "sklearn_runs_s": [round(r[0], 3) for r in s_runs],
+        "avs_runs_s": [round(r[0], 3) for r in a_runs],
+        "sklearn_runs_s": [round(r[0], 3) for r in s_runs],
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }
-    print(f"{n} x {x.shape[1]}, k={args.k}, {args.iterations} it, {mode}, {threads} thread(s): avs {a_s:.2f} s, "
-          f"sklearn {s_s:.2f} s ({row['sklearn_iterations_run']} it), ratio {row['ratio']:.2f}x; objective avs "
-          f"{row['avs_objective']:.6g} sklearn {row['sklearn_objective']:.6g}; load {row['load_avg_1min']}", flush=True)
+    print(
+        f"{n} x {x.shape[1]}, k={args.k}, {args.iterations} it, {mode}, {threads} thread(s): avs {a_s:.2f} s, "
+        f"sklearn {s_s:.2f} s ({row['sklearn_iterations_run']} it), ratio {row['ratio']:.2f}x; objective avs "
+        f"{row['avs_objective']:.6g} sklearn {row['sklearn_objective']:.6g}; load {row['load_avg_1min']}",
+        flush=True,
+    )
     return row
 
 
@@ -119,8 +144,13 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=30, help="clusters (default 30, paper 001)")
     ap.add_argument("--iterations", type=int, default=25, help="Lloyd iterations (default 25)")
     ap.add_argument("--repeats", type=int, default=1, help="timed runs per method; the median is reported")
-    ap.add_argument("--threads", type=int, nargs="+", default=None,
-                    help="thread counts for both libraries, each a separate pass (default: all CPUs)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="thread counts for both libraries, each a separate pass (default: all CPUs)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cluster_cpu.md"))
     args = ap.parse_args(argv)
@@ -132,10 +162,16 @@ def main(argv=None) -> int:
     thread_counts = args.threads or [len(os.sched_getaffinity(0))]
     rows_list = [20_000] if args.small else args.rows
     info = machine()
-    info.update(threads=thread_counts, load_avg_start=[round(v, 2) for v in os.getloadavg()],
-                faiss=faiss.__version__, sklearn=sklearn.__version__, numpy=np.__version__,
-                blas=sorted({f"{p['internal_api']} {p.get('version')} ({p.get('threading_layer', '')})"
-                             for p in threadpool_info()}))
+    info.update(
+        threads=thread_counts,
+        load_avg_start=[round(v, 2) for v in os.getloadavg()],
+        faiss=faiss.__version__,
+        sklearn=sklearn.__version__,
+        numpy=np.__version__,
+        blas=sorted(
+            {f"{p['internal_api']} {p.get('version')} ({p.get('threading_layer', '')})" for p in threadpool_info()}
+        ),
+    )
     print(json.dumps(info, indent=2), flush=True)
 
     results = []
@@ -184,7 +220,8 @@ def main(argv=None) -> int:
             f"| {r['iterations']} (sklearn ran {r['sklearn_iterations_run']}) "
             f"| {r['init']} | {r['avs_faiss_s']:.2f} | {r['sklearn_s']:.2f} | **{r['ratio']:.2f}x** | "
             f"{r['avs_s_per_iteration']:.3f} / {r['sklearn_s_per_iteration']:.3f} | {r['avs_objective']:.6g} | "
-            f"{r['sklearn_objective']:.6g} | {r['ari_avs_vs_sklearn']:.3f} |")
+            f"{r['sklearn_objective']:.6g} | {r['ari_avs_vs_sklearn']:.3f} |"
+        )
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

@@ -30,8 +30,9 @@ def _blobs(n_groups: int = N_GROUPS, per_group: int = PER_GROUP, dims: int = DIM
     return x.astype(np.float32), group
 
 
-def write_feature_shards(folder, x: np.ndarray, name: str, parts: int = 2, segments_per_clip: int = 3,
-                         shape: list[int] | None = None) -> list[tuple[str, int]]:
+def write_feature_shards(
+    folder, x: np.ndarray, name: str, parts: int = 2, segments_per_clip: int = 3, shape: list[int] | None = None
+) -> list[tuple[str, int]]:
     """``folder/part-NNNNN.parquet`` as `avs extract` writes them; returns the (clip_id, segment) keys."""
     folder.mkdir(parents=True, exist_ok=True)
     n, dims = x.shape
@@ -39,24 +40,27 @@ def write_feature_shards(folder, x: np.ndarray, name: str, parts: int = 2, segme
     meta = {b"avs.shape": json.dumps(shape or [dims]).encode(), b"avs.config_hash": b"test"}
     for p, rows in enumerate(np.array_split(np.arange(n), parts)):
         flat = pa.array(x[rows].reshape(-1), pa.float32())
-        table = pa.table({
-            "clip_id": pa.array([keys[i][0] for i in rows], pa.string()),
-            "segment": pa.array([keys[i][1] for i in rows], pa.int32()),
-            "start_s": pa.array([float(keys[i][1]) for i in rows], pa.float64()),
-            "end_s": pa.array([float(keys[i][1]) + 1.0 for i in rows], pa.float64()),
-            "labels": pa.array([["park"] for _ in rows], pa.list_(pa.string())),
-            "events": pa.array([[] for _ in rows], pa.list_(EVENT_TYPE)),
-            "split": pa.array(["train"] * len(rows), pa.string()),
-            "fold": pa.array([1] * len(rows), pa.int32()),
-            "location": pa.array(["lyon"] * len(rows), pa.string()),
-            name: pa.FixedSizeListArray.from_arrays(flat, dims),
-        }).replace_schema_metadata(meta)
+        table = pa.table(
+            {
+                "clip_id": pa.array([keys[i][0] for i in rows], pa.string()),
+                "segment": pa.array([keys[i][1] for i in rows], pa.int32()),
+                "start_s": pa.array([float(keys[i][1]) for i in rows], pa.float64()),
+                "end_s": pa.array([float(keys[i][1]) + 1.0 for i in rows], pa.float64()),
+                "labels": pa.array([["park"] for _ in rows], pa.list_(pa.string())),
+                "events": pa.array([[] for _ in rows], pa.list_(EVENT_TYPE)),
+                "split": pa.array(["train"] * len(rows), pa.string()),
+                "fold": pa.array([1] * len(rows), pa.int32()),
+                "location": pa.array(["lyon"] * len(rows), pa.string()),
+                name: pa.FixedSizeListArray.from_arrays(flat, dims),
+            }
+        ).replace_schema_metadata(meta)
         pq.write_table(table, folder / f"part-{p:05d}.parquet")
     return keys
 
 
-def write_frame_shards(folder, keys: list[tuple[str, int]], colour_of: list[tuple[int, int, int]],
-                       skip: int | None = None) -> None:
+def write_frame_shards(
+    folder, keys: list[tuple[str, int]], colour_of: list[tuple[int, int, int]], skip: int | None = None
+) -> None:
     """A frames set: one JPEG (PIL, a flat colour per row) per (clip_id, segment); ``skip`` leaves one out."""
     folder.mkdir(parents=True, exist_ok=True)
     images = []
@@ -65,13 +69,15 @@ def write_frame_shards(folder, keys: list[tuple[str, int]], colour_of: list[tupl
         Image.new("RGB", (32, 24), colour).save(buf, format="JPEG")
         images.append(buf.getvalue())
     rows = [i for i in range(len(keys)) if i != skip]
-    table = pa.table({
-        "clip_id": pa.array([keys[i][0] for i in rows], pa.string()),
-        "segment": pa.array([keys[i][1] for i in rows], pa.int32()),
-        "frame_index": pa.array([12 * keys[i][1] for i in rows], pa.int32()),
-        "timestamp_s": pa.array([keys[i][1] + 0.5 for i in rows], pa.float64()),
-        "image": pa.array([images[i] for i in rows], pa.binary()),
-    })
+    table = pa.table(
+        {
+            "clip_id": pa.array([keys[i][0] for i in rows], pa.string()),
+            "segment": pa.array([keys[i][1] for i in rows], pa.int32()),
+            "frame_index": pa.array([12 * keys[i][1] for i in rows], pa.int32()),
+            "timestamp_s": pa.array([keys[i][1] + 0.5 for i in rows], pa.float64()),
+            "image": pa.array([images[i] for i in rows], pa.binary()),
+        }
+    )
     pq.write_table(table, folder / "part-00000.parquet")
 
 
@@ -148,8 +154,10 @@ def test_nearest_rows_per_cluster():
 def test_run_cluster_writes_outputs_one_assignment_per_row(texture_shards, tmp_path):
     folder, _, group, keys = texture_shards
     out = tmp_path / "clusters"
-    summary = run_cluster(ClusterConfig(features=str(folder), out=str(out), k=N_GROUPS, restarts=2,
-                                        gallery_per_cluster=3, device="auto"), stream=io.StringIO())
+    summary = run_cluster(
+        ClusterConfig(features=str(folder), out=str(out), k=N_GROUPS, restarts=2, gallery_per_cluster=3, device="auto"),
+        stream=io.StringIO(),
+    )
     a = pq.read_table(out / "assignments.parquet")
     assert a.schema.field("cluster").type == pa.int32() and a.schema.field("distance").type == pa.float32()
     assert a.num_rows == len(keys)
@@ -178,8 +186,18 @@ def test_gallery_with_frames(texture_shards, tmp_path):
     frames = tmp_path / "frames"
     write_frame_shards(frames, keys, [palette[g] for g in group], skip=0)
     out = tmp_path / "clusters"
-    run_cluster(ClusterConfig(features=str(folder), out=str(out), k=N_GROUPS, restarts=1, frames=str(frames),
-                              gallery_per_cluster=PER_GROUP, gallery_tile_px=32), stream=io.StringIO())
+    run_cluster(
+        ClusterConfig(
+            features=str(folder),
+            out=str(out),
+            k=N_GROUPS,
+            restarts=1,
+            frames=str(frames),
+            gallery_per_cluster=PER_GROUP,
+            gallery_tile_px=32,
+        ),
+        stream=io.StringIO(),
+    )
     info = json.loads((out / "clusters.json").read_text())
     assert info["gallery"]["kind"] == "frames" and info["gallery"]["missing_frames"] == 1
     png = np.asarray(Image.open(out / "gallery.png").convert("RGB"))
@@ -188,7 +206,7 @@ def test_gallery_with_frames(texture_shards, tmp_path):
     for c in range(N_GROUPS):
         want = np.array(palette[group[a == c][0]])
         y0 = 28 + c * (32 + 4) + 16
-        row = png[y0, 170 + 16::36][: PER_GROUP].astype(int)
+        row = png[y0, 170 + 16 :: 36][:PER_GROUP].astype(int)
         close = np.abs(row - want).max(axis=1) < 40
         assert close.sum() >= PER_GROUP - 1  # one frame is missing (placeholder tile)
 
@@ -197,8 +215,18 @@ def test_feature_tiles_use_2d_shape(tmp_path):
     x, _ = _blobs(n_groups=2, per_group=10, dims=20)
     folder = tmp_path / "mfcc"
     write_feature_shards(folder, x, "mfcc", parts=1, shape=[4, 5])
-    run_cluster(ClusterConfig(features=str(folder), out=str(tmp_path / "o"), k=2, restarts=1, standardize=False,
-                              pca_dims=3, gallery_per_cluster=2), stream=io.StringIO())
+    run_cluster(
+        ClusterConfig(
+            features=str(folder),
+            out=str(tmp_path / "o"),
+            k=2,
+            restarts=1,
+            standardize=False,
+            pca_dims=3,
+            gallery_per_cluster=2,
+        ),
+        stream=io.StringIO(),
+    )
     info = json.loads((tmp_path / "o" / "clusters.json").read_text())
     assert info["feature_shape"] == [4, 5] and info["cluster_dims"] == 3
     assert (tmp_path / "o" / "gallery.png").stat().st_size > 0
@@ -226,12 +254,15 @@ def test_clear_errors(texture_shards, tmp_path):
     with pytest.raises(ValueError, match="k must be >= 1"):
         ClusterConfig(features="f", out="o", k=0)
     with pytest.raises(FileNotFoundError):
-        run_cluster(ClusterConfig(features=str(folder), out=str(tmp_path / "o"), k=2, frames=str(tmp_path / "nf")),
-                    stream=io.StringIO())
+        run_cluster(
+            ClusterConfig(features=str(folder), out=str(tmp_path / "o"), k=2, frames=str(tmp_path / "nf")),
+            stream=io.StringIO(),
+        )
     if not gpu_available():
         with pytest.raises(ValueError, match="device=cuda"):
-            run_cluster(ClusterConfig(features=str(folder), out=str(tmp_path / "o"), k=2, device="cuda"),
-                        stream=io.StringIO())
+            run_cluster(
+                ClusterConfig(features=str(folder), out=str(tmp_path / "o"), k=2, device="cuda"), stream=io.StringIO()
+            )
 
 
 # ------------------------------------------------------------------------------------------------- CLI
@@ -247,8 +278,25 @@ def test_cli_and_job_entry(texture_shards, tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"k": 7, "restarts": 1, "gallery_per_cluster": 2}))
     out = tmp_path / "cli"
     threads_before = faiss.omp_get_max_threads()
-    rc = avs_main(["cluster", str(folder), "--out", str(out), "--config", str(cfg), "--k", str(N_GROUPS),
-                   "--no-standardize", "--set", "gallery_tile_px=24", "--device", "cpu", "--threads", "1"])
+    rc = avs_main(
+        [
+            "cluster",
+            str(folder),
+            "--out",
+            str(out),
+            "--config",
+            str(cfg),
+            "--k",
+            str(N_GROUPS),
+            "--no-standardize",
+            "--set",
+            "gallery_tile_px=24",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ]
+    )
     assert rc == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["k"] == N_GROUPS and saved["standardize"] is False and saved["gallery_tile_px"] == 24

@@ -177,9 +177,12 @@ def test_other_feature_config_in_same_folder_is_refused(first_run, messy_folder,
     with pytest.raises(ConfigMismatchError, match="n_mels: 64 -> 32"):
         run_extract(other)
     # through the CLI: a clear message and exit status 2, nothing written
-    code = avs_main(["extract", str(messy_folder), "--out", str(out), "--preset", "dcase2021-t1b"])
-    assert code == 2
+    args = ["extract", str(messy_folder), "--out", str(out), "--preset", "dcase2021-t1b"]
+    assert avs_main(args) == 2  # CLIP weights are not on this machine: said before anything starts
+    assert "weights are not on this machine" in capsys.readouterr().err
+    assert avs_main([*args, "--clip-random-weights"]) == 2
     assert "refused" in capsys.readouterr().err
+    assert not (out / "frames").exists()  # nothing of the refused run was written
 
 
 def test_cli_exit_status_follows_failure_fraction(ray_local, messy_folder, tmp_path):

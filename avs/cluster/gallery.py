@@ -46,11 +46,13 @@ def read_frames(folder: str, wanted: Sequence[tuple[str, int]]) -> dict[tuple[st
         schema = pq.read_schema(path, filesystem=storage.fs)
         missing = [c for c in ("clip_id", "segment", "image") if c not in schema.names]
         if missing:
-            raise ValueError(f"{storage.uri}/{name}: frames shard without column(s) {missing}; "
-                             f"columns are {schema.names}")
+            raise ValueError(
+                f"{storage.uri}/{name}: frames shard without column(s) {missing}; columns are {schema.names}"
+            )
         keys = pq.read_table(path, filesystem=storage.fs, columns=["clip_id", "segment"])
-        joined = pc.binary_join_element_wise(keys.column("clip_id").cast(pa.string()),
-                                             keys.column("segment").cast(pa.string()), _SEP)
+        joined = pc.binary_join_element_wise(
+            keys.column("clip_id").cast(pa.string()), keys.column("segment").cast(pa.string()), _SEP
+        )
         rows = np.flatnonzero(pc.is_in(joined, value_set=want).to_numpy(zero_copy_only=False))
         if len(rows) == 0:
             continue
@@ -130,11 +132,20 @@ def render(rows: Sequence[tuple[str, Sequence[Image.Image]]], tile_px: int, titl
     return buf.getvalue()
 
 
-def make_gallery(keys: pa.Table, nearest: Sequence[np.ndarray], sizes: np.ndarray, per_cluster: int,
-                 tile_px: int = 96, frames: str | None = None, x: np.ndarray | None = None,
-                 assignments: np.ndarray | None = None, shape: Sequence[int] | None = None,
-                 center: np.ndarray | None = None, scale: np.ndarray | None = None,
-                 title: str = "") -> tuple[bytes, dict]:
+def make_gallery(
+    keys: pa.Table,
+    nearest: Sequence[np.ndarray],
+    sizes: np.ndarray,
+    per_cluster: int,
+    tile_px: int = 96,
+    frames: str | None = None,
+    x: np.ndarray | None = None,
+    assignments: np.ndarray | None = None,
+    shape: Sequence[int] | None = None,
+    center: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+    title: str = "",
+) -> tuple[bytes, dict]:
     """Gallery PNG bytes and a small info dict.
 
     ``nearest[c]`` are the row indices of cluster c nearest its centroid (``kmeans.nearest_rows``). With

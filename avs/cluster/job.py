@@ -42,13 +42,15 @@ from avs.shards.storage import Storage
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when faiss has GPU support and sees a GPU, else "cpu"; "cuda" without one is an error."""
+    """ "auto" -> "cuda" when faiss has GPU support and sees a GPU, else "cpu"; "cuda" without one is an error."""
     if device == "cpu":
         return "cpu"
     has_gpu = gpu_available()
     if device == "cuda" and not has_gpu:
-        raise ValueError("device=cuda but this faiss has no GPU support or sees no GPU (install a faiss GPU "
-                         "build instead of faiss-cpu; they provide the same module), or use --device cpu")
+        raise ValueError(
+            "device=cuda but this faiss has no GPU support or sees no GPU (install a faiss GPU "
+            "build instead of faiss-cpu; they provide the same module), or use --device cpu"
+        )
     return "cuda" if has_gpu else "cpu"
 
 
@@ -92,28 +94,42 @@ def run_cluster(cfg: ClusterConfig, stream: TextIO | None = None) -> dict[str, A
     if cfg.threads is not None:
         faiss.omp_set_num_threads(cfg.threads)
     try:
-        result = run_kmeans(y, cfg.k, cfg.iterations, cfg.restarts, cfg.seed, use_gpu=device == "cuda",
-                            max_points_per_centroid=cfg.max_points_per_centroid)
+        result = run_kmeans(
+            y,
+            cfg.k,
+            cfg.iterations,
+            cfg.restarts,
+            cfg.seed,
+            use_gpu=device == "cuda",
+            max_points_per_centroid=cfg.max_points_per_centroid,
+        )
     finally:
         faiss.omp_set_num_threads(threads_before)
     seconds["kmeans"] = time.perf_counter() - t
     progress.update(1, step=f"k-means k={cfg.k} on {device}: objective {result.objective:.6g}")
 
     t = time.perf_counter()
-    meta = {b"avs.config_hash": digest.encode(), b"avs.version": avs.__version__.encode(),
-            b"avs.feature_column": column.encode()}
-    assignments = pa.table({
-        "clip_id": keys.column("clip_id"),
-        "segment": keys.column("segment"),
-        "cluster": pa.array(result.assignments, pa.int32()),
-        "distance": pa.array(result.distances, pa.float32()),
-    }).replace_schema_metadata(meta)
+    meta = {
+        b"avs.config_hash": digest.encode(),
+        b"avs.version": avs.__version__.encode(),
+        b"avs.feature_column": column.encode(),
+    }
+    assignments = pa.table(
+        {
+            "clip_id": keys.column("clip_id"),
+            "segment": keys.column("segment"),
+            "cluster": pa.array(result.assignments, pa.int32()),
+            "distance": pa.array(result.distances, pa.float32()),
+        }
+    ).replace_schema_metadata(meta)
     out.write_table("assignments.parquet", assignments)
-    centroids = pa.table({
-        "cluster": pa.array(np.arange(cfg.k, dtype=np.int32)),
-        "size": pa.array(result.sizes, pa.int64()),
-        "centroid": _vector_column(result.centroids),
-    }).replace_schema_metadata({**meta, b"avs.shape": json.dumps([transform.dims_out]).encode()})
+    centroids = pa.table(
+        {
+            "cluster": pa.array(np.arange(cfg.k, dtype=np.int32)),
+            "size": pa.array(result.sizes, pa.int64()),
+            "centroid": _vector_column(result.centroids),
+        }
+    ).replace_schema_metadata({**meta, b"avs.shape": json.dumps([transform.dims_out]).encode()})
     out.write_table("centroids.parquet", centroids)
     out.write_bytes("transform.npz", transform.to_npz_bytes())
     seconds["write"] = time.perf_counter() - t
@@ -128,11 +144,21 @@ def run_cluster(cfg: ClusterConfig, stream: TextIO | None = None) -> dict[str, A
             mu, sd = column_stats(x)  # feature tiles are drawn as z-scores
             center, scale = mu.astype(np.float32), np.where(sd > 0, sd, 1.0).astype(np.float32)
         what = "frames" if cfg.frames is not None else "feature z-scores (first tile: cluster mean)"
-        title = (f"{column}: k={cfg.k} sound clusters, {n_rows} rows; {what} nearest each centre")
-        png, gallery_info = make_gallery(keys, nearest, result.sizes, cfg.gallery_per_cluster,
-                                         tile_px=cfg.gallery_tile_px, frames=cfg.frames, x=x,
-                                         assignments=result.assignments, shape=shape, center=center,
-                                         scale=scale, title=title)
+        title = f"{column}: k={cfg.k} sound clusters, {n_rows} rows; {what} nearest each centre"
+        png, gallery_info = make_gallery(
+            keys,
+            nearest,
+            result.sizes,
+            cfg.gallery_per_cluster,
+            tile_px=cfg.gallery_tile_px,
+            frames=cfg.frames,
+            x=x,
+            assignments=result.assignments,
+            shape=shape,
+            center=center,
+            scale=scale,
+            title=title,
+        )
         out.write_bytes("gallery.png", png)
     seconds["gallery"] = time.perf_counter() - t
     progress.update(1, step=f"gallery ({gallery_info['kind']}, {gallery_info['tiles']} tiles)")
@@ -157,11 +183,24 @@ def run_cluster(cfg: ClusterConfig, stream: TextIO | None = None) -> dict[str, A
         "threads": cfg.threads or threads_before,
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "gallery": gallery_info if cfg.gallery_per_cluster > 0 else None,
-        "versions": {"avs": avs.__version__, "faiss": faiss.__version__, "numpy": np.__version__,
-                     "pyarrow": pa.__version__},
-        "outputs": {name: out.path(name) for name in ("assignments.parquet", "centroids.parquet", "transform.npz",
-                                                       "gallery.png", "clusters.json", "config.yaml")
-                    if name != "gallery.png" or cfg.gallery_per_cluster > 0},
+        "versions": {
+            "avs": avs.__version__,
+            "faiss": faiss.__version__,
+            "numpy": np.__version__,
+            "pyarrow": pa.__version__,
+        },
+        "outputs": {
+            name: out.path(name)
+            for name in (
+                "assignments.parquet",
+                "centroids.parquet",
+                "transform.npz",
+                "gallery.png",
+                "clusters.json",
+                "config.yaml",
+            )
+            if name != "gallery.png" or cfg.gallery_per_cluster > 0
+        },
     }
     out.write_bytes("config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
     out.write_json("clusters.json", summary)

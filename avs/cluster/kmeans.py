@@ -31,16 +31,20 @@ def feature_parts(folder: str) -> tuple[Storage, list[str]]:
         raise FileNotFoundError(f"feature folder {storage.uri} does not exist")
     parts = storage.list("", prefix="part-", suffix=".parquet")
     if not parts:
-        raise FileNotFoundError(f"no part-*.parquet files in {storage.uri} (expected the output of `avs extract`: "
-                                "OUT/<feature_set>/part-NNNNN.parquet)")
+        raise FileNotFoundError(
+            f"no part-*.parquet files in {storage.uri} (expected the output of `avs extract`: "
+            "OUT/<feature_set>/part-NNNNN.parquet)"
+        )
     return storage, parts
 
 
 def _feature_dims(field: pa.Field, folder: str) -> int:
     tp = field.type
     if not pa.types.is_fixed_size_list(tp):
-        raise ValueError(f"{folder}: column {field.name!r} is {tp}, expected fixed_size_list<float32>[D] "
-                         "(a feature column written by `avs extract`)")
+        raise ValueError(
+            f"{folder}: column {field.name!r} is {tp}, expected fixed_size_list<float32>[D] "
+            "(a feature column written by `avs extract`)"
+        )
     if not (pa.types.is_floating(tp.value_type) or pa.types.is_integer(tp.value_type)):
         raise ValueError(f"{folder}: column {field.name!r} holds {tp.value_type}, expected float32 values")
     return tp.list_size
@@ -66,8 +70,10 @@ def load_matrix(folder: str, column: str | None = None) -> tuple[pa.Table, np.nd
         n_rows += meta_file.num_rows
         missing = [c for c in (*KEY_COLUMNS, column) if c not in schema.names]
         if missing:
-            raise ValueError(f"{storage.uri}/{name}: no column(s) {missing}; columns are {schema.names} "
-                             "(pass --column to name the feature column)")
+            raise ValueError(
+                f"{storage.uri}/{name}: no column(s) {missing}; columns are {schema.names} "
+                "(pass --column to name the feature column)"
+            )
         d = _feature_dims(schema.field(column), f"{storage.uri}/{name}")
         if dims is not None and d != dims:
             raise ValueError(f"{storage.uri}/{name}: feature size {d} differs from earlier parts ({dims})")
@@ -98,21 +104,26 @@ def load_matrix(folder: str, column: str | None = None) -> tuple[pa.Table, np.nd
                 values = values.cast(pa.float32())
             block = values.to_numpy(zero_copy_only=True).reshape(len(chunk), dims)
             if pos + len(chunk) > n_rows:
-                raise RuntimeError(f"{storage.uri}: the parts changed while being read (is `avs extract` still "
-                                   "writing into it?)")
-            x[pos:pos + len(chunk)] = block
+                raise RuntimeError(
+                    f"{storage.uri}: the parts changed while being read (is `avs extract` still writing into it?)"
+                )
+            x[pos : pos + len(chunk)] = block
             pos += len(chunk)
         bad = ~np.isfinite(x[start:pos]).all(axis=1)
         if bad.any():
             ids = table.column("clip_id").to_numpy(zero_copy_only=False)[bad]
             segs = table.column("segment").to_numpy(zero_copy_only=False)[bad]
-            raise ValueError(f"{storage.uri}/{name}: {int(bad.sum())} row(s) of {column!r} hold NaN or inf, "
-                             f"first: clip_id={ids[0]!r} segment={int(segs[0])}; k-means needs finite features")
-        keys.append(table.select(list(KEY_COLUMNS)).cast(pa.schema([("clip_id", pa.string()),
-                                                                       ("segment", pa.int32())])))
+            raise ValueError(
+                f"{storage.uri}/{name}: {int(bad.sum())} row(s) of {column!r} hold NaN or inf, "
+                f"first: clip_id={ids[0]!r} segment={int(segs[0])}; k-means needs finite features"
+            )
+        keys.append(
+            table.select(list(KEY_COLUMNS)).cast(pa.schema([("clip_id", pa.string()), ("segment", pa.int32())]))
+        )
     keys_table = pa.concat_tables(keys).combine_chunks()
-    keys_table = keys_table.replace_schema_metadata({b"avs.shape": json.dumps(shape).encode(),
-                                                     b"avs.column": column.encode()})
+    keys_table = keys_table.replace_schema_metadata(
+        {b"avs.shape": json.dumps(shape).encode(), b"avs.column": column.encode()}
+    )
     return keys_table, x
 
 
@@ -137,7 +148,7 @@ class FeatureTransform:
         if self.mean is None:
             return y
         for s in range(0, len(y), _BLOCK_ROWS):
-            blk = y[s:s + _BLOCK_ROWS]
+            blk = y[s : s + _BLOCK_ROWS]
             blk -= self.mean
             blk /= self.scale
         return y
@@ -154,8 +165,11 @@ class FeatureTransform:
         return np.ascontiguousarray(y, dtype=np.float32)
 
     def to_npz_bytes(self) -> bytes:
-        arrays = {k: v for k, v in (("mean", self.mean), ("scale", self.scale), ("pca_A", self.pca_A),
-                                    ("pca_b", self.pca_b)) if v is not None}
+        arrays = {
+            k: v
+            for k, v in (("mean", self.mean), ("scale", self.scale), ("pca_A", self.pca_A), ("pca_b", self.pca_b))
+            if v is not None
+        }
         buf = io.BytesIO()
         np.savez(buf, dims_in=np.int64(self.dims_in), **arrays)
         return buf.getvalue()
@@ -173,20 +187,21 @@ def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = np.zeros(x.shape[1], np.float64)
     m2 = np.zeros(x.shape[1], np.float64)
     for s in range(0, len(x), _BLOCK_ROWS):
-        blk = x[s:s + _BLOCK_ROWS].astype(np.float64)
+        blk = x[s : s + _BLOCK_ROWS].astype(np.float64)
         nb = len(blk)
         mb = blk.mean(axis=0)
         m2b = ((blk - mb) ** 2).sum(axis=0)
         delta = mb - mean
         n_new = n_tot + nb
         mean += delta * (nb / n_new)
-        m2 += m2b + delta ** 2 * (n_tot * nb / n_new)
+        m2 += m2b + delta**2 * (n_tot * nb / n_new)
         n_tot = n_new
     return mean, np.sqrt(m2 / max(n_tot, 1))
 
 
-def fit_transform(x: np.ndarray, standardize: bool = True, pca_dims: int | None = None,
-                  inplace: bool = False) -> tuple[np.ndarray, FeatureTransform]:
+def fit_transform(
+    x: np.ndarray, standardize: bool = True, pca_dims: int | None = None, inplace: bool = False
+) -> tuple[np.ndarray, FeatureTransform]:
     """Fit z-scoring (per dimension, over all rows) and PCA (faiss.PCAMatrix) on ``x``; return the
     transformed rows ``(n, pca_dims or dims)`` float32 and the fitted transform. With ``inplace`` the
     standardisation overwrites ``x`` (saves one copy of the matrix)."""
@@ -248,13 +263,22 @@ def check_matrix(x: np.ndarray, k: int) -> None:
         raise ValueError(f"k={k} clusters need at least {k} rows; the features hold only {len(x)}")
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
-        raise ValueError(f"{int(bad.sum())} row(s) hold NaN or inf (first: row {int(np.argmax(bad))}); "
-                         "k-means needs finite features")
+        raise ValueError(
+            f"{int(bad.sum())} row(s) hold NaN or inf (first: row {int(np.argmax(bad))}); k-means needs finite features"
+        )
 
 
-def run_kmeans(x: np.ndarray, k: int, iterations: int = 25, restarts: int = 1, seed: int = 0,
-               use_gpu: bool = False, max_points_per_centroid: int | None = None,
-               init_centroids: np.ndarray | None = None, verbose: bool = False) -> KMeansResult:
+def run_kmeans(
+    x: np.ndarray,
+    k: int,
+    iterations: int = 25,
+    restarts: int = 1,
+    seed: int = 0,
+    use_gpu: bool = False,
+    max_points_per_centroid: int | None = None,
+    init_centroids: np.ndarray | None = None,
+    verbose: bool = False,
+) -> KMeansResult:
     """Lloyd k-means with faiss.Kmeans (``niter=iterations``, ``nredo=restarts``: the restart with the
     lowest objective is kept), then every row is assigned to its nearest centroid.
 
@@ -267,13 +291,23 @@ def run_kmeans(x: np.ndarray, k: int, iterations: int = 25, restarts: int = 1, s
     check_matrix(x, k)
     n, dims = x.shape
     if use_gpu and not gpu_available():
-        raise RuntimeError("use_gpu=True but this faiss has no GPU support or sees no GPU "
-                           "(install a faiss GPU build instead of faiss-cpu, or use the CPU)")
+        raise RuntimeError(
+            "use_gpu=True but this faiss has no GPU support or sees no GPU "
+            "(install a faiss GPU build instead of faiss-cpu, or use the CPU)"
+        )
     if init_centroids is not None and restarts != 1:
         raise ValueError("init_centroids needs restarts=1")
     mppc = max_points_per_centroid if max_points_per_centroid is not None else max(1, math.ceil(n / k))
-    km = faiss.Kmeans(dims, k, niter=iterations, nredo=restarts, seed=seed, verbose=verbose,
-                      max_points_per_centroid=int(mppc), gpu=bool(use_gpu))
+    km = faiss.Kmeans(
+        dims,
+        k,
+        niter=iterations,
+        nredo=restarts,
+        seed=seed,
+        verbose=verbose,
+        max_points_per_centroid=int(mppc),
+        gpu=bool(use_gpu),
+    )
     t0 = time.perf_counter()
     init = None if init_centroids is None else np.ascontiguousarray(init_centroids, dtype=np.float32)
     km.train(x, init_centroids=init)
@@ -305,4 +339,4 @@ def nearest_rows(assignments: np.ndarray, distances: np.ndarray, k: int, per_clu
     sorted_assign = assignments[order]
     starts = np.searchsorted(sorted_assign, np.arange(k), side="left")
     ends = np.searchsorted(sorted_assign, np.arange(k), side="right")
-    return [order[s:min(e, s + per_cluster)] for s, e in zip(starts, ends, strict=True)]
+    return [order[s : min(e, s + per_cluster)] for s, e in zip(starts, ends, strict=True)]

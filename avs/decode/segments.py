@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import numpy as np
@@ -40,6 +41,23 @@ def segment_bounds(n_samples: int, segment_samples: int, hop_samples: int, min_l
     if start < n_samples and (n_samples - start) >= min_last_fraction * segment_samples:
         starts.append(start)
     return starts
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentCentres:
+    """Frame times at the centres of the audio segments of a clip (paper 001: the frame in the middle of
+    each audio window), so that audio row ``segment`` i and video row ``segment`` i describe one moment."""
+
+    segment_seconds: float
+    hop_seconds: float | None = None
+    min_last_fraction: float = 0.5
+
+    def times(self, duration_s: float) -> np.ndarray:
+        rate = 1000  # millisecond grid
+        seg = int(round(self.segment_seconds * rate))
+        hop = int(round((self.hop_seconds or self.segment_seconds) * rate))
+        starts = segment_bounds(int(round(duration_s * rate)), seg, hop, self.min_last_fraction)
+        return (np.asarray(starts, dtype=np.float64) + seg / 2) / rate
 
 
 def segment_clip(

@@ -87,6 +87,30 @@ def _read_exact_deadline(fd: int, n: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
+def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(height, width) scaled so that the shorter side is ``short_side`` pixels (aspect kept, rounded)."""
+    scale = short_side / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _resolve_request(path: str, times: Any, size: Any) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Times given as a sampling rule (``FrameSampling`` / ``SegmentCentres``) and a size given as the
+    shorter side (int) need the video's header: resolved here, in the child, where a bad file is safe."""
+    from avs.decode.segments import SegmentCentres
+    from avs.decode.video import FrameSampling, probe_video, sample_times
+
+    if not isinstance(times, (FrameSampling, SegmentCentres)) and not isinstance(size, int):
+        return times, size
+    info = probe_video(path)
+    if isinstance(times, FrameSampling):
+        times = sample_times(info.duration_s, times)
+    elif isinstance(times, SegmentCentres):
+        times = times.times(info.duration_s)
+    if isinstance(size, int):
+        size = short_side_size(info.height, info.width, size)
+    return times, size
+
+
 def _child_main(plugins: list[str]) -> None:
     """Read (path, times, backend, size, threads); reply ("ok", frames, timestamps, indices) or an error."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -103,11 +127,19 @@ def _child_main(plugins: list[str]) -> None:
             return
         path, times, backend, size, threads = request
         try:
+            times, size = _resolve_request(path, times, size)
             batch = read_frames(path, times, backend, size, threads=threads)
             reply: tuple = ("ok", batch.frames, batch.timestamps_s, batch.indices)
         except Exception as exc:  # reported to the parent, which records it as an error row
             reply = ("error", error_kind(exc), str(exc) or repr(exc))
         _write_frame(stdout, reply)
+
+
+def _is_rule(times: Any) -> bool:
+    from avs.decode.segments import SegmentCentres
+    from avs.decode.video import FrameSampling
+
+    return isinstance(times, (FrameSampling, SegmentCentres))
 
 
 class GuardedFrameReader:
@@ -122,7 +154,8 @@ class GuardedFrameReader:
         self.timeout_s = float(timeout_s)
         self.plugins = tuple(plugins)
         self.backend = backend
-        self.size = None if size is None else (int(size[0]), int(size[1]))
+        # (height, width), or an int: the shorter side in pixels (aspect kept)
+        self.size = None if size is None else int(size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.threads = int(threads)  # decoder threads in the child (1: one CPU per Ray task)
         self._proc: subprocess.Popen | None = None
 
@@ -160,7 +193,7 @@ class GuardedFrameReader:
             self._start()
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+        times = times_s if _is_rule(times_s) else np.asarray(times_s, dtype=np.float64).reshape(-1)
         deadline = time.monotonic() + self.timeout_s
         try:
             _write_frame(proc.stdin, (path, times, self.backend, self.size, self.threads))

@@ -28,9 +28,15 @@ def register_extractor(name: str, *, config: type) -> Callable:
     return EXTRACTORS.register(name, config=config)
 
 
-def create_extractor(name: str, cfg: Any = None, *, sample_rate_hz: int) -> AudioExtractor:
+def create_extractor(name: str, cfg: Any = None, *, sample_rate_hz: int = 0) -> Any:
     _import_builtin_extractors()
     return EXTRACTORS.create(name, cfg, sample_rate_hz=sample_rate_hz)
+
+
+def extractor_modality(name: str) -> str:
+    """ "audio" or "video": which decode branch feeds the extractor."""
+    _import_builtin_extractors()
+    return getattr(EXTRACTORS.get(name).factory, "modality", "audio")
 
 
 def extractor_config(name: str, cfg: Any = None) -> Any:
@@ -44,6 +50,7 @@ def _import_builtin_extractors() -> None:
     import avs.features.logmel  # noqa: F401
     import avs.features.mfcc  # noqa: F401
     import avs.features.texture  # noqa: F401
+    import avs.features.video  # noqa: F401
 
 
 class AudioExtractor(torch.nn.Module):

@@ -65,14 +65,14 @@ class ClipEncoderConfig:
     pretrained: str | None = "openai"  # open_clip pretrained tag, from the local cache only
     checkpoint: str | None = None  # local weights file (.safetensors / state dict / TorchScript); wins over tag
     random_weights: bool = False  # random init: only when asked for explicitly (tests)
-    precision: Literal["fp32", "fp16"] = "fp32"  # fp16 only on CUDA
+    precision: Literal["auto", "fp32", "fp16"] = "auto"  # auto: fp16 on CUDA, fp32 on CPU; fp16 only on CUDA
     quick_gelu: bool | None = None  # None: as the pretrained tag was trained (OpenAI weights: True)
     cache_dir: str | None = None  # replaces the HF hub cache and ~/.cache/clip when looking for tag weights
     batch_size: int = 64  # images per forward pass
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "fp16"):
-            raise ValueError(f"ClipEncoderConfig.precision must be 'fp32' or 'fp16', got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "fp16"):
+            raise ValueError(f"ClipEncoderConfig.precision must be 'auto', 'fp32' or 'fp16', got {self.precision!r}")
         if self.random_weights and self.checkpoint:
             raise ValueError("ClipEncoderConfig: random_weights=True and a checkpoint contradict each other")
         if self.batch_size < 1:
@@ -224,6 +224,8 @@ def load_clip(cfg: ClipEncoderConfig, device: str | torch.device = "cpu") -> tup
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
     device = torch.device(device)
+    if cfg.precision == "auto":
+        cfg = dataclasses.replace(cfg, precision="fp16" if device.type == "cuda" else "fp32")
     if cfg.precision == "fp16" and device.type != "cuda":
         raise ValueError("ClipEncoderConfig.precision='fp16' needs a CUDA device; use fp32 on CPU")
     if open_clip.get_model_config(cfg.model) is None:

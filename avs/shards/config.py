@@ -29,6 +29,31 @@ class AudioConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VideoConfig:
+    """Which frames of each clip's video the video feature sets see (one decode shared by all of them)."""
+
+    sampling: Literal["even", "fps", "timestamps", "segments"] = "even"
+    n_frames: int = 12  # "even": frames per clip at the centres of equal intervals (paper 000 §2.2: 12)
+    fps: float = 10.0  # "fps": frames per second (paper 002: 10 fps)
+    timestamps_s: tuple[float, ...] = ()  # "timestamps": these times (seconds)
+    # "segments": one frame at the centre of each audio segment (audio.segment_seconds / hop_seconds),
+    # numbered like the audio rows (paper 001: the frame in the middle of each sound window)
+    short_side: int | None = 448  # decode-time resize: shorter side in pixels, aspect kept (None: full size)
+    backend: str = "auto"  # auto (decord, PyAV fallback) | decord | pyav | a plugin's name
+
+    def rule(self, audio: AudioConfig) -> Any:
+        """The sampling rule the frame reader resolves against each video's duration."""
+        from avs.decode.segments import SegmentCentres
+        from avs.decode.video import FrameSampling
+
+        if self.sampling == "segments":
+            if audio.segment_seconds is None:
+                raise ValueError("video.sampling='segments' needs audio.segment_seconds")
+            return SegmentCentres(audio.segment_seconds, audio.hop_seconds, audio.min_last_fraction)
+        return FrameSampling(self.sampling, self.n_frames, self.fps, tuple(self.timestamps_s))
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureSetConfig:
     name: str  # output folder OUT/<name>/ and the feature column's name
     extractor: str  # registry name: logmel, mfcc, texture, ...
@@ -61,6 +86,7 @@ class ExtractConfig:
     dataset: str = "auto"  # auto | tau | desed | folder | manifest
     preset: str | None = None  # the preset the settings started from (recorded, not re-applied)
     audio: AudioConfig = AudioConfig()
+    video: VideoConfig = VideoConfig()
     features: tuple[FeatureSetConfig, ...] = ()
     pipeline: PipelineConfig = PipelineConfig()
 
@@ -72,18 +98,25 @@ class ExtractConfig:
             raise ValueError(f"feature set names must be unique, got {names}")
 
 
-def feature_set_identity(audio: AudioConfig, feature: FeatureSetConfig) -> dict[str, Any]:
+def feature_set_identity(cfg: ExtractConfig, feature: FeatureSetConfig) -> dict[str, Any]:
     """Everything that determines a feature set's numbers (the resolved extractor config included)."""
-    from avs.features.base import extractor_config
+    from avs.features.base import extractor_config, extractor_modality
 
-    audio_part = {k: v for k, v in to_dict(audio).items() if k != "backend"}
+    modality = extractor_modality(feature.extractor)
+    if modality == "audio":
+        source = {k: v for k, v in to_dict(cfg.audio).items() if k != "backend"}
+    else:
+        source = {k: v for k, v in to_dict(cfg.video).items() if k != "backend"}
+        if cfg.video.sampling == "segments":
+            source["audio_segments"] = to_dict(cfg.audio)
     return {
         "name": feature.name,
         "extractor": feature.extractor,
+        "modality": modality,
         "params": to_dict(extractor_config(feature.extractor, feature.params)),
-        "audio": audio_part,
+        modality: source,
     }
 
 
-def feature_set_hash(audio: AudioConfig, feature: FeatureSetConfig) -> str:
-    return config_hash(feature_set_identity(audio, feature))
+def feature_set_hash(cfg: ExtractConfig, feature: FeatureSetConfig) -> str:
+    return config_hash(feature_set_identity(cfg, feature))

@@ -2,13 +2,18 @@
 
     summary = run_extract(cfg)      # cfg: ExtractConfig; returns the dict written to OUT/run.json
 
-Guarantees (DESIGN.md "contracts"): every input clip ends up either in the feature shards or in
-``errors.parquet``; a re-run skips finished clips and writes no duplicates; a feature set made with
+Feature sets are grouped by what feeds them: the **audio** branch (decode audio, segments, log-mel / MFCC /
+textures) and the **video** branch (decode sampled frames once; frames, CLIP, zero-shot CLIP). Each branch
+is one Ray Data pipeline whose feature workers write whole clips as parts; the driver only counts.
+
+Guarantees (DESIGN.md "contracts"), per branch: every input clip ends up either in the feature shards or
+in ``errors.parquet``; a re-run skips finished clips and writes no duplicates; a feature set made with
 other settings in the same folder is refused (``ConfigMismatchError``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
@@ -23,10 +28,11 @@ from avs.config import to_dict
 from avs.data.manifest import CARRIED_COLUMNS
 from avs.progress import Progress
 from avs.shards import state
-from avs.shards.config import ExtractConfig, feature_set_hash, feature_set_identity
-from avs.shards.stages import DecodeStage, FeatureStage
+from avs.shards.config import ExtractConfig, FeatureSetConfig, feature_set_hash, feature_set_identity
 from avs.shards.storage import Storage
 from avs.shards.writer import FeatureSink, part_name
+
+BRANCHES = ("audio", "video")
 
 
 def init_ray(num_cpus: int | None = None) -> None:
@@ -44,28 +50,26 @@ def init_ray(num_cpus: int | None = None) -> None:
 
 
 def versions() -> dict[str, str]:
-    import pyarrow
-    import ray
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
 
     import avs
 
-    return {
-        "avs": avs.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "pyarrow": pyarrow.__version__,
-        "machine": platform.platform(),
-    }
+    out = {"avs": avs.__version__, "python": platform.python_version(), "machine": platform.platform()}
+    for pkg in ("torch", "torchaudio", "ray", "pyarrow", "open_clip_torch", "av", "decord"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
-def plan_resources(cfg: ExtractConfig) -> dict[str, Any]:
+def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
     """How many decode / feature actors, with which resources, on the connected Ray cluster.
 
-    CPU: about a quarter of the CPUs decode, the rest run single-threaded feature actors (torch with
-    several threads per actor next to busy decoders oversubscribes the cores; one thread per actor
-    scales best). GPU: one feature actor per GPU, every CPU decodes.
+    CPU: a share of the CPUs decode (a quarter for audio, half for video, whose decode is heavier), the
+    rest run single-threaded feature actors (several torch threads per actor next to busy decoders
+    oversubscribe the cores; one thread per actor scales best). GPU: one feature actor per GPU, every
+    other CPU decodes.
     """
     import ray
 
@@ -77,91 +81,157 @@ def plan_resources(cfg: ExtractConfig) -> dict[str, Any]:
     if use_gpu:
         feature_workers = p.feature_workers or max(1, gpus)
         decoders = p.decoders or max(1, cpus - feature_workers)
-        threads = 1
     else:
-        decoders = p.decoders or max(1, cpus // 4)
+        decoders = p.decoders or max(1, cpus // (4 if branch == "audio" else 2))
         feature_workers = p.feature_workers or max(1, cpus - decoders)
-        threads = 1
     return {
         "cpus": cpus,
         "gpus": gpus,
         "use_gpu": use_gpu,
         "feature_workers": feature_workers,
         "decoders": decoders,
-        "feature_threads": threads,
+        "feature_threads": 1,
     }
+
+
+@dataclasses.dataclass
+class BranchResult:
+    counts: dict[str, int]
+    parts: list[str]
+    shapes: dict[str, list[int]]
+    resources: dict[str, Any]
+    worker_seconds: dict[str, float]
+    first_result_s: float | None
+    errors: list[dict[str, Any]]
 
 
 def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[str, Any]:
     from avs.data import load_manifest
+    from avs.features.base import extractor_modality
 
     t_start = time.perf_counter()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     storage = Storage(cfg.out)
     storage.makedirs()
     storage.remove_stale_tmp()
-    names = [f.name for f in cfg.features]
-
-    # 1. The manifest, and what the output folder already holds.
     if manifest is None:
         manifest = load_manifest(cfg.input, cfg.dataset)
-    identities = {f.name: feature_set_identity(cfg.audio, f) for f in cfg.features}
-    hashes = {f.name: feature_set_hash(cfg.audio, f) for f in cfg.features}
+    _preflight(cfg)
+    identities = {f.name: feature_set_identity(cfg, f) for f in cfg.features}
+    hashes = {f.name: feature_set_hash(cfg, f) for f in cfg.features}
+    for f in cfg.features:  # refuse other settings before writing or computing anything
+        state.check_feature_set(storage, f.name, identities[f.name], hashes[f.name])
     for f in cfg.features:
         state.claim_feature_set(storage, f.name, identities[f.name], hashes[f.name])
         storage.remove_stale_tmp(f.name)
+
+    results: dict[str, BranchResult] = {}
+    for branch in BRANCHES:
+        features = tuple(f for f in cfg.features if extractor_modality(f.extractor) == branch)
+        if features:
+            results[branch] = _run_branch(branch, features, cfg, storage, manifest, identities, hashes, run_id, t_start)
+
+    seconds = time.perf_counter() - t_start
+    shapes = {n: shape for r in results.values() for n, shape in r.shapes.items()}  # only when computed
+    counts = {k: sum(r.counts[k] for r in results.values()) for k in next(iter(results.values())).counts}
+    audio = results.get("audio")
+    audio_seconds = audio.counts["clips_written"] * _clip_seconds(manifest, cfg) if audio else 0.0
+    summary = {
+        "run_id": run_id,
+        "config": to_dict(cfg),
+        "feature_sets": {f.name: {"hash": hashes[f.name], "shape": shapes.get(f.name)} for f in cfg.features},
+        "versions": versions(),
+        "counts": counts,  # summed over branches; per branch below
+        "branches": {
+            b: {
+                "counts": r.counts,
+                "resources": r.resources,
+                "first_result_s": r.first_result_s,
+                "worker_seconds": r.worker_seconds,
+                "parts_written": r.parts,
+            }
+            for b, r in results.items()
+        },
+        "seconds": round(seconds, 3),
+        "throughput": {
+            "clips_per_s": round(counts["processed"] / seconds, 3) if seconds else None,
+            "audio_hours_per_s": round(audio_seconds / 3600 / seconds, 5) if seconds else None,
+        },
+    }
+    storage.write_json("run.json", summary)
+    for b, r in results.items():
+        c = r.counts
+        print(
+            f"[avs extract] {b}: {c['clips_written']} clips written ({c['rows_written']} rows), "
+            f"{c['clips_failed']} failed, {c['clips_in_output']}/{c['inputs']} clips in {storage.uri}",
+            flush=True,
+        )
+    print(f"[avs extract] done in {seconds:.1f} s", flush=True)
+    return summary
+
+
+def _run_branch(
+    branch: str,
+    features: tuple[FeatureSetConfig, ...],
+    cfg: ExtractConfig,
+    storage: Storage,
+    manifest: pa.Table,
+    identities: dict[str, Any],
+    hashes: dict[str, str],
+    run_id: str,
+    t_start: float,
+) -> BranchResult:
+    names = [f.name for f in features]
     state.remove_orphan_parts(storage, names)  # parts a killed run wrote for some feature sets only
     finished = state.finished_clips_all(storage, names)
     previous_errors = state.read_errors(storage)
-    failed_before = set(previous_errors.column("clip_id").to_pylist())
+    failed_before = set(state.branch_errors(previous_errors, branch).column("clip_id").to_pylist())
 
     ids = manifest.column("clip_id").to_pylist()
     skip_failed = not cfg.pipeline.retry_errors
     todo_rows = [i for i, cid in enumerate(ids) if cid not in finished and not (skip_failed and cid in failed_before)]
     todo = manifest.take(pa.array(todo_rows, pa.int64())).append_column("row", pa.array(todo_rows, pa.int64()))
-    n_inputs = manifest.num_rows
     print(
-        f"[avs extract] {n_inputs} clips in the manifest: {len(finished & set(ids))} already written, "
-        f"{todo.num_rows} to process -> {storage.uri}",
+        f"[avs extract] {branch}: {len(ids)} clips in the manifest, {len(finished & set(ids))} already written, "
+        f"{todo.num_rows} to process -> {storage.uri} ({', '.join(names)})",
         flush=True,
     )
 
-    # 2. The Ray Data pipeline: workers write the parts, the driver counts clip status rows.
-    sinks: tuple[FeatureSink, ...] = ()
     plan: dict[str, Any] = {}
+    shapes: dict[str, list[int]] = {}
     written: dict[str, int] = {}  # clip_id -> rows written
     new_errors: list[dict[str, Any]] = []
     parts: set[int] = set()
     stage_s = {"decode_s": 0.0, "feature_s": 0.0, "write_s": 0.0}  # worker seconds, summed over clips
     first_result_s = None
+    path_col = "path" if branch == "audio" else "video_path"
+    path_of = dict(zip(todo.column("clip_id").to_pylist(), todo.column(path_col).to_pylist(), strict=True))
     if todo.num_rows:
         init_ray(cfg.pipeline.num_cpus)
-        plan = plan_resources(cfg)
-        shapes = _feature_shapes(cfg)
-        sinks = tuple(
-            FeatureSink(n, shapes[n], state.shard_metadata(identities[n], hashes[n], shapes[n])) for n in names
-        )
+        plan = plan_resources(cfg, branch)
+        sinks = _sinks(cfg, features, identities, hashes)
+        shapes = {s.name: list(s.shape) for s in sinks}
         first_part = state.next_part_index(storage, names)
-        path_of = dict(zip(todo.column("clip_id").to_pylist(), todo.column("path").to_pylist(), strict=True))
-        progress = Progress(todo.num_rows, "clips", "avs extract", cfg.pipeline.progress_interval_s)
-        dataset = _dataset(cfg, todo, manifest, plan, sinks, first_part)
+        progress = Progress(todo.num_rows, "clips", f"avs extract {branch}", cfg.pipeline.progress_interval_s)
+        dataset = _dataset(branch, cfg, features, todo, manifest, plan, sinks, first_part)
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=4):
-            failed_here = 0
             if first_result_s is None:
                 first_result_s = round(time.perf_counter() - t_start, 3)
             for key in stage_s:
                 stage_s[key] += float(np.sum(batch[key]))
+            failed_here = 0
             for i, cid in enumerate(batch["clip_id"]):
                 cid = str(cid)
                 if batch["error_type"][i]:
                     new_errors.append(
-                        {
-                            "clip_id": cid,
-                            "path": path_of[cid],
-                            "stage": str(batch["error_stage"][i]),
-                            "error_type": str(batch["error_type"][i]),
-                            "message": str(batch["error_message"][i]),
-                        }
+                        _error(
+                            cid,
+                            path_of[cid],
+                            branch,
+                            str(batch["error_stage"][i]),
+                            str(batch["error_type"][i]),
+                            str(batch["error_message"][i]),
+                        )
                     )
                     failed_here += 1
                 else:
@@ -169,76 +239,54 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
                     parts.add(int(batch["part"][i]))
             progress.update(len(batch["clip_id"]), errors=len(new_errors))
             if failed_here:
-                _save_errors(storage, previous_errors, new_errors, run_id)
+                _save_errors(storage, previous_errors, new_errors, branch, run_id)
         progress.close()
 
-    # 3. Check the books: every clip processed is written (and readable) or failed, exactly once.
-    processed = todo.num_rows
+    # Check the books: every clip processed is written (and readable) or failed, exactly once.
     on_disk = state.clips_in_parts(storage, names, sorted(parts))
-    lost = [cid for cid in written if cid not in on_disk]
-    for cid in lost:  # a part overwritten or missing after the worker said it wrote it
+    for cid in [c for c in written if c not in on_disk]:  # reported written, but not in its part
         del written[cid]
         new_errors.append(
-            {
-                "clip_id": cid,
-                "path": path_of[cid],
-                "stage": "write",
-                "error_type": "lost_write",
-                "message": "the clip was reported written but is not in its part; run again",
-            }
+            _error(
+                cid,
+                path_of[cid],
+                branch,
+                "write",
+                "lost_write",
+                "the clip was reported written but is not in its part; run again",
+            )
         )
     seen = set(written) | {e["clip_id"] for e in new_errors}
-    for cid in set(todo.column("clip_id").to_pylist()) - seen:  # never reported back by Ray Data
+    for cid in sorted(set(path_of) - seen):  # never reported back by Ray Data
         new_errors.append(
-            {
-                "clip_id": cid,
-                "path": path_of[cid],
-                "stage": "pipeline",
-                "error_type": "missing",
-                "message": "no status came back for this clip; run again",
-            }
+            _error(cid, path_of[cid], branch, "pipeline", "missing", "no status came back for this clip; run again")
         )
-    if len(written) + len(new_errors) != processed:
+    if len(written) + len(new_errors) != todo.num_rows:
         raise RuntimeError(
-            f"bookkeeping error: {processed} processed != {len(written)} written + {len(new_errors)} failed"
+            f"{branch}: bookkeeping error: {todo.num_rows} processed != {len(written)} written + "
+            f"{len(new_errors)} failed"
         )
-    errors = _save_errors(storage, previous_errors, new_errors, run_id, retried=set(todo.column("clip_id").to_pylist()))
+    errors = _save_errors(storage, previous_errors, new_errors, branch, run_id, retried=set(path_of))
     all_written = state.finished_clips_all(storage, names)
-    seconds = time.perf_counter() - t_start
-    audio_seconds = len(written) * _clip_seconds(todo, cfg)
-    summary = {
-        "run_id": run_id,
-        "config": to_dict(cfg),
-        "feature_sets": {n: {"hash": hashes[n], **({"shape": list(shapes[n])} if sinks else {})} for n in names},
-        "versions": versions(),
-        "resources": plan,
-        "counts": {
-            "inputs": n_inputs,
-            "skipped": n_inputs - processed,  # finished earlier (or failed earlier, with retry_errors off)
-            "processed": processed,
-            "clips_written": len(written),
-            "rows_written": sum(written.values()),
-            "clips_failed": len(new_errors),
-            "clips_in_output": len(all_written & set(ids)),
-            "error_rows": errors.num_rows,
-        },
-        "seconds": round(seconds, 3),
-        "first_result_s": first_result_s,  # start-up: process start to the first clip done
-        "worker_seconds": {k: round(v, 3) for k, v in stage_s.items()},
-        "throughput": {
-            "clips_per_s": round(processed / seconds, 3) if seconds else None,
-            "audio_hours_per_s": round(audio_seconds / 3600 / seconds, 5) if seconds else None,
-        },
-        "parts_written": [part_name(p) for p in sorted(parts)],
+    counts = {
+        "inputs": len(ids),
+        "skipped": len(ids) - todo.num_rows,  # finished earlier (or failed earlier, with retry_errors off)
+        "processed": todo.num_rows,
+        "clips_written": len(written),
+        "rows_written": sum(written.values()),
+        "clips_failed": len(new_errors),
+        "clips_in_output": len(all_written & set(ids)),
+        "error_rows": state.branch_errors(errors, branch).num_rows,
     }
-    storage.write_json("run.json", summary)
-    c = summary["counts"]
-    print(
-        f"[avs extract] done in {seconds:.1f} s: {c['clips_written']} clips written ({c['rows_written']} rows), "
-        f"{c['clips_failed']} failed, {c['clips_in_output']}/{n_inputs} clips in {storage.uri}",
-        flush=True,
+    return BranchResult(
+        counts,
+        [part_name(p) for p in sorted(parts)],
+        shapes,
+        plan,
+        {k: round(v, 3) for k, v in stage_s.items()},
+        first_result_s,
+        new_errors,
     )
-    return summary
 
 
 def failure_fraction(summary: dict[str, Any]) -> float:
@@ -246,24 +294,52 @@ def failure_fraction(summary: dict[str, Any]) -> float:
     return c["clips_failed"] / c["processed"] if c["processed"] else 0.0
 
 
-def _feature_shapes(cfg: ExtractConfig) -> dict[str, tuple[int, ...]]:
+def _error(clip_id: str, path: Any, branch: str, stage: str, kind: str, message: str) -> dict[str, Any]:
+    return {
+        "clip_id": clip_id,
+        "path": "" if path is None else str(path),
+        "branch": branch,
+        "stage": stage,
+        "error_type": kind,
+        "message": message,
+    }
+
+
+def _preflight(cfg: ExtractConfig) -> None:
+    """Checks that need no Ray: weights files present (CLIP), options valid."""
     from avs.features.base import create_extractor
 
-    shapes = {}
     for f in cfg.features:
         ext = create_extractor(f.extractor, f.params, sample_rate_hz=cfg.audio.sample_rate_hz)
-        shapes[f.name] = tuple(ext.output_shape(cfg.audio.n_channels(), cfg.audio.segment_samples()))
-    return shapes
+        if hasattr(ext, "check"):
+            ext.check()
 
 
-def _clip_seconds(todo: pa.Table, cfg: ExtractConfig) -> float:
-    dur = todo.column("duration_s")
-    mean = pc.mean(dur).as_py()
+def _sinks(
+    cfg: ExtractConfig, features: tuple[FeatureSetConfig, ...], identities: dict[str, Any], hashes: dict[str, str]
+) -> tuple[FeatureSink, ...]:
+    from avs.features.base import create_extractor
+
+    sinks = []
+    for f in features:
+        ext = create_extractor(f.extractor, f.params, sample_rate_hz=cfg.audio.sample_rate_hz)
+        shape = tuple(ext.output_shape(cfg.audio.n_channels(), cfg.audio.segment_samples()))
+        dtype = getattr(ext, "dtype", "float32")
+        extra = ext.metadata() if hasattr(ext, "metadata") else {}
+        meta = state.shard_metadata(identities[f.name], hashes[f.name], shape, extra)
+        sinks.append(FeatureSink(f.name, shape, meta, dtype, "image" if dtype == "binary" else None))
+    return tuple(sinks)
+
+
+def _clip_seconds(manifest: pa.Table, cfg: ExtractConfig) -> float:
+    mean = pc.mean(manifest.column("duration_s")).as_py()
     return float(mean) if mean is not None else float(cfg.audio.clip_seconds or 0.0)
 
 
 def _dataset(
+    branch: str,
     cfg: ExtractConfig,
+    features: tuple[FeatureSetConfig, ...],
     todo: pa.Table,
     manifest: pa.Table,
     plan: dict[str, Any],
@@ -271,6 +347,9 @@ def _dataset(
     first_part: int,
 ) -> Any:
     import ray.data
+
+    from avs.shards.stages import DecodeStage, FeatureStage
+    from avs.shards.video_stages import VideoDecodeStage, VideoFeatureStage
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # avs prints its own progress lines
@@ -281,32 +360,38 @@ def _dataset(
     p = cfg.pipeline
     # One block per decode batch, made in the driver (no read / repartition tasks competing with the
     # actors for CPUs); its number is the part the feature worker writes its clips to.
-    inputs = todo.select(["clip_id", "path", "row"])
+    inputs = todo.select(["clip_id", "path" if branch == "audio" else "video_path", "row"])
     blocks = []
     for k, start in enumerate(range(0, inputs.num_rows, p.batch_clips)):
         block = inputs.slice(start, p.batch_clips)
         blocks.append(block.append_column("part", pa.array([first_part + k] * block.num_rows, pa.int64())))
+    common = {
+        "sinks": sinks,
+        "out_uri": cfg.out,
+        "carried": manifest.select(list(CARRIED_COLUMNS)),
+        "compression": p.compression,
+        "device": "cuda" if plan["use_gpu"] else "cpu",
+        "threads": plan["feature_threads"],
+    }
+    if branch == "audio":
+        decode, decode_kw = DecodeStage, {"audio": cfg.audio, "timeout_s": p.decode_timeout_s, "plugins": p.plugins}
+        feature, feature_kw = FeatureStage, {"audio": cfg.audio, "features": features, **common}
+    else:
+        decode = VideoDecodeStage
+        decode_kw = {"video": cfg.video, "audio": cfg.audio, "timeout_s": p.decode_timeout_s, "plugins": p.plugins}
+        feature, feature_kw = VideoFeatureStage, {"features": features, **common}
     ds = ray.data.from_arrow(blocks)
     ds = ds.map_batches(
-        DecodeStage,
-        fn_constructor_kwargs={"audio": cfg.audio, "timeout_s": p.decode_timeout_s, "plugins": p.plugins},
+        decode,
+        fn_constructor_kwargs=decode_kw,
         batch_size=None,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=plan["decoders"]),
         num_cpus=1,
     )
     ds = ds.map_batches(
-        FeatureStage,
-        fn_constructor_kwargs={
-            "audio": cfg.audio,
-            "features": cfg.features,
-            "sinks": sinks,
-            "out_uri": cfg.out,
-            "carried": manifest.select(list(CARRIED_COLUMNS)),
-            "compression": p.compression,
-            "device": "cuda" if plan["use_gpu"] else "cpu",
-            "threads": plan["feature_threads"],
-        },
+        feature,
+        fn_constructor_kwargs=feature_kw,
         batch_size=None,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"]),
@@ -317,17 +402,21 @@ def _dataset(
 
 
 def _save_errors(
-    storage: Storage, previous: pa.Table, new: list[dict[str, Any]], run_id: str, retried: set[str] | None = None
+    storage: Storage,
+    previous: pa.Table,
+    new: list[dict[str, Any]],
+    branch: str,
+    run_id: str,
+    retried: set[str] | None = None,
 ) -> pa.Table:
-    """errors.parquet = earlier errors of clips not retried now + this run's errors (one row per clip)."""
-    keep = previous
-    if retried is not None or new:
-        drop = set(retried or ()) | {e["clip_id"] for e in new}
-        keep = (
-            previous.filter(pa.array([c not in drop for c in previous.column("clip_id").to_pylist()], pa.bool_()))
-            if previous.num_rows
-            else previous
-        )
+    """errors.parquet = earlier errors (other branches, and clips not retried now) + this run's errors of
+    ``branch`` (one row per clip and branch)."""
+    drop = set(retried or ()) | {e["clip_id"] for e in new}
+    keep_mask = [
+        not (b == branch and c in drop)
+        for b, c in zip(previous.column("branch").to_pylist(), previous.column("clip_id").to_pylist(), strict=True)
+    ]
+    keep = previous.filter(pa.array(keep_mask, pa.bool_())) if previous.num_rows else previous
     fresh = pa.Table.from_pylist([{**e, "run_id": run_id} for e in new], schema=state.ERRORS_SCHEMA)
     table = pa.concat_tables([keep.cast(state.ERRORS_SCHEMA), fresh])
     state.write_errors(storage, table)

@@ -172,43 +172,63 @@ class FeatureStage:
         feats = self.compute(audio, ok, errors)
         feature_s = (time.perf_counter() - t0) / max(1, len(audio))  # seconds per row
 
-        # Group rows by clip; a clip is written only when all its segments are here and none failed.
-        clip_rows: dict[str, list[int]] = defaultdict(list)
-        for i, cid in enumerate(batch["clip_id"]):
-            clip_rows[str(cid)].append(i)
-        status: dict[str, list] = defaultdict(list)
-        good: dict[int, list[int]] = defaultdict(list)  # part -> rows to write
-        for cid, rows in clip_rows.items():
-            first = rows[0]
-            bad = [i for i in rows if not ok[i]]
-            complete = len(rows) == int(batch["n_segments"][first])
-            status["clip_id"].append(cid)
-            status["part"].append(int(batch["part"][first]))
-            status["decode_s"].append(float(np.sum(batch["decode_s"][rows])))
-            status["feature_s"].append(feature_s * len(rows))
-            if bad or not complete:
-                e = bad[0] if bad else first
-                fields = (errors["error_stage"][e], errors["error_type"][e], errors["error_message"][e])
-                if not bad:  # cannot happen unless Ray Data split a clip across blocks
-                    fields = ("pipeline", "split_clip", f"{len(rows)} of {batch['n_segments'][first]} segments")
-                status["n_rows"].append(0)
-                for key, value in zip(ERROR_COLUMNS, fields, strict=True):
-                    status[key].append(str(value))
-            else:
-                rows = sorted(rows, key=lambda i: int(batch["segment"][i]))
-                good[int(batch["part"][first])].extend(rows)
-                status["n_rows"].append(len(rows))
-                for key in ERROR_COLUMNS:
-                    status[key].append("")
-        t0 = time.perf_counter()
-        for part, rows in good.items():
-            idx = np.asarray(rows)
-            keys = {k: batch[k][idx] for k in ("clip_id", "segment", "start_s", "end_s")}
-            carried = self.carried.take(pa.array(batch["row"][idx]))
-            write_part(
-                self.storage, part, self.sinks, keys, {n: v[idx] for n, v in feats.items()}, carried, self.compression
-            )
-        n_written = max(1, sum(status["n_rows"]))
-        write_s = time.perf_counter() - t0
-        status["write_s"] = [write_s * n / n_written for n in status["n_rows"]]
-        return {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in status.items()}
+        return finish_batch(
+            batch, ok, errors, feats, feature_s, self.sinks, self.storage, self.carried, self.compression
+        )
+
+
+def finish_batch(
+    batch: dict[str, np.ndarray],
+    ok: np.ndarray,
+    errors: dict[str, np.ndarray],
+    feats: dict[str, Any],
+    feature_s: float,
+    sinks: tuple[FeatureSink, ...],
+    storage: Any,
+    carried: pa.Table,
+    compression: str,
+    extra_keys: tuple[str, ...] = (),
+) -> dict[str, np.ndarray]:
+    """Group rows by clip, write the clips whose rows are all here and good as parts, and return one
+    status row per clip {clip_id, part, n_rows, decode_s, feature_s, write_s, error_*}.
+
+    ``feats``: feature set -> (rows, *shape) float32 array, or a list of bytes (binary feature sets).
+    ``feature_s``: feature seconds per row. ``extra_keys``: more per-row columns to store (frame_index...).
+    """
+    clip_rows: dict[str, list[int]] = defaultdict(list)
+    for i, cid in enumerate(batch["clip_id"]):
+        clip_rows[str(cid)].append(i)
+    status: dict[str, list] = defaultdict(list)
+    good: dict[int, list[int]] = defaultdict(list)  # part -> rows to write
+    for cid, rows in clip_rows.items():
+        first = rows[0]
+        bad = [i for i in rows if not ok[i]]
+        complete = len(rows) == int(batch["n_segments"][first])
+        status["clip_id"].append(cid)
+        status["part"].append(int(batch["part"][first]))
+        status["decode_s"].append(float(np.sum(batch["decode_s"][rows])))
+        status["feature_s"].append(feature_s * len(rows))
+        if bad or not complete:
+            e = bad[0] if bad else first
+            fields = (errors["error_stage"][e], errors["error_type"][e], errors["error_message"][e])
+            if not bad:  # cannot happen unless Ray Data split a clip across blocks
+                fields = ("pipeline", "split_clip", f"{len(rows)} of {batch['n_segments'][first]} segments")
+            status["n_rows"].append(0)
+            for key, value in zip(ERROR_COLUMNS, fields, strict=True):
+                status[key].append(str(value))
+        else:
+            rows = sorted(rows, key=lambda i: int(batch["segment"][i]))
+            good[int(batch["part"][first])].extend(rows)
+            status["n_rows"].append(len(rows))
+            for key in ERROR_COLUMNS:
+                status[key].append("")
+    t0 = time.perf_counter()
+    for part, rows in good.items():
+        idx = np.asarray(rows)
+        keys = {k: batch[k][idx] for k in ("clip_id", "segment", "start_s", "end_s", *extra_keys)}
+        values = {n: (v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]) for n, v in feats.items()}
+        write_part(storage, part, sinks, keys, values, carried.take(pa.array(batch["row"][idx])), compression)
+    n_written = max(1, sum(status["n_rows"]))
+    write_s = time.perf_counter() - t0
+    status["write_s"] = [write_s * n / n_written for n in status["n_rows"]]
+    return {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in status.items()}

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 
 from avs.shards.storage import Storage
 
@@ -18,7 +19,8 @@ ERRORS_SCHEMA = pa.schema(
     [
         ("clip_id", pa.string()),
         ("path", pa.string()),
-        ("stage", pa.string()),  # manifest | decode | segment | features
+        ("branch", pa.string()),  # audio | video: which decode branch failed
+        ("stage", pa.string()),  # decode | segment | features | write | pipeline
         ("error_type", pa.string()),
         ("message", pa.string()),
         ("run_id", pa.string()),
@@ -39,22 +41,30 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
-def claim_feature_set(storage: Storage, name: str, identity: dict[str, Any], digest: str) -> None:
-    """Record the feature set's settings, or refuse when the folder already holds other settings."""
+def check_feature_set(storage: Storage, name: str, identity: dict[str, Any], digest: str) -> bool:
+    """True when the folder already holds this feature set with these settings, False when it holds none;
+    raises ``ConfigMismatchError`` when it holds other settings."""
     rel = f"{name}/{FEATURE_SET_FILE}"
-    if storage.exists(rel):
-        old = storage.read_json(rel)
-        if old.get("hash") != digest:
-            changes = _diff(old.get("identity", {}), identity)
-            raise ConfigMismatchError(
-                f"{storage.path(name)} already holds feature set {name!r} made with other settings "
-                f"(hash {old.get('hash')} != {digest}): "
-                + "; ".join(changes[:8])
-                + ". Write to a new --out folder, or delete that folder to start over."
-            )
+    if not storage.exists(rel):
+        return False
+    old = storage.read_json(rel)
+    if old.get("hash") != digest:
+        changes = _diff(old.get("identity", {}), identity)
+        raise ConfigMismatchError(
+            f"{storage.path(name)} already holds feature set {name!r} made with other settings "
+            f"(hash {old.get('hash')} != {digest}): "
+            + "; ".join(changes[:8])
+            + ". Write to a new --out folder, or delete that folder to start over."
+        )
+    return True
+
+
+def claim_feature_set(storage: Storage, name: str, identity: dict[str, Any], digest: str) -> None:
+    """Record the feature set's settings (after ``check_feature_set`` passed for every set of the run)."""
+    if check_feature_set(storage, name, identity, digest):
         return
     storage.makedirs(name)
-    storage.write_json(rel, {"hash": digest, "identity": identity})
+    storage.write_json(f"{name}/{FEATURE_SET_FILE}", {"hash": digest, "identity": identity})
 
 
 def part_names(storage: Storage, name: str) -> list[str]:
@@ -112,11 +122,19 @@ def read_errors(storage: Storage) -> pa.Table:
     return storage.read_table(ERRORS_FILE).cast(ERRORS_SCHEMA)
 
 
+def branch_errors(errors: pa.Table, branch: str) -> pa.Table:
+    return errors.filter(pa.compute.equal(errors.column("branch"), branch)) if errors.num_rows else errors
+
+
 def write_errors(storage: Storage, table: pa.Table) -> None:
     storage.write_table(ERRORS_FILE, table.cast(ERRORS_SCHEMA))
 
 
-def shard_metadata(identity: dict[str, Any], digest: str, shape: tuple[int, ...]) -> dict[bytes, bytes]:
+def shard_metadata(
+    identity: dict[str, Any], digest: str, shape: tuple[int, ...], extra: dict[str, Any] | None = None
+) -> dict[bytes, bytes]:
+    """Parquet schema metadata of a feature set: its settings, their hash, one row's shape, avs version,
+    and extractor facts (``avs.extractor``: e.g. CLIP model, random_weights, class names)."""
     import avs
 
     return {
@@ -124,4 +142,5 @@ def shard_metadata(identity: dict[str, Any], digest: str, shape: tuple[int, ...]
         b"avs.config_hash": digest.encode(),
         b"avs.shape": json.dumps(list(shape)).encode(),
         b"avs.version": avs.__version__.encode(),
+        b"avs.extractor": json.dumps(extra or {}, sort_keys=True).encode(),
     }

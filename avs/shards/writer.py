@@ -17,7 +17,14 @@ import pyarrow as pa
 from avs.data.manifest import CARRIED_COLUMNS
 from avs.shards.storage import Storage
 
-KEY_COLUMNS = ("clip_id", "segment", "start_s", "end_s")
+KEY_TYPES = {
+    "clip_id": pa.string(),
+    "segment": pa.int32(),
+    "start_s": pa.float64(),
+    "end_s": pa.float64(),
+    "frame_index": pa.int32(),  # video rows: index of the frame in the stream
+    "timestamp_s": pa.float64(),  # video rows: presentation time of the frame (seconds)
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +32,8 @@ class FeatureSink:
     name: str  # feature set: folder OUT/<name>/ and column <name>
     shape: tuple[int, ...]  # one row's feature shape
     metadata: dict[bytes, bytes]  # Parquet schema metadata (config, hash, shape, version)
+    dtype: str = "float32"  # "float32": fixed_size_list<float32>; "binary": one encoded value per row (JPEG)
+    column: str | None = None  # column name; None = the feature set's name
 
 
 def part_name(part: int) -> str:
@@ -42,27 +51,27 @@ def write_part(
     part: int,
     sinks: tuple[FeatureSink, ...],
     keys: dict[str, np.ndarray],
-    features: dict[str, np.ndarray],
+    features: dict[str, np.ndarray | list[bytes]],
     carried: pa.Table,
     compression: str = "lz4",
 ) -> str:
     """Write rows (``keys``: clip_id, segment, start_s, end_s; ``features``: name -> (rows, *shape)) plus
     the manifest columns ``carried`` (one row per feature row) as part ``part`` of every feature set."""
-    base = {
-        "clip_id": pa.array(keys["clip_id"].astype(str), pa.string()),
-        "segment": pa.array(keys["segment"], pa.int32()),
-        "start_s": pa.array(keys["start_s"], pa.float64()),
-        "end_s": pa.array(keys["end_s"], pa.float64()),
-    }
+    base = {k: pa.array(v.astype(str) if k == "clip_id" else v, KEY_TYPES[k]) for k, v in keys.items()}
     for col in CARRIED_COLUMNS:
         base[col] = carried.column(col)
     name = part_name(part)
     for sink in sinks:
-        table = pa.table({**base, sink.name: feature_column(features[sink.name], sink.shape)})
+        column = sink.column or sink.name
+        if sink.dtype == "binary":
+            values = pa.array(features[sink.name], pa.binary())
+        else:
+            values = feature_column(features[sink.name], sink.shape)
+        table = pa.table({**base, column: values})
         table = table.replace_schema_metadata(sink.metadata)
         # Statistics and dictionaries only for the small columns: on megabytes of floats they cost 2-3x
         # the write time and no reader uses them.
-        small = [c for c in table.column_names if c != sink.name]
+        small = [c for c in table.column_names if c != column]
         storage.write_table(
             f"{sink.name}/{name}", table, compression=compression, use_dictionary=small, write_statistics=small
         )

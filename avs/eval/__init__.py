@@ -1,0 +1,1 @@
+"""Evaluation: metrics (log-loss, accuracy), location-disjoint folds, report folders."""
