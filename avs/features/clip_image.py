@@ -236,7 +236,10 @@ def load_clip(cfg: ClipEncoderConfig, device: str | torch.device = "cpu") -> tup
         tag_cfg = dict(open_clip.get_pretrained_cfg(cfg.model, cfg.pretrained))
     quick_gelu = cfg.quick_gelu if cfg.quick_gelu is not None else bool(tag_cfg.get("quick_gelu", False))
     preprocess_keys = ("mean", "std", "interpolation", "resize_mode")
-    with _quiet_open_clip_random_init_warning():  # weights are loaded right below; see the log lines there
+    # Random weights are drawn from a fixed seed (without touching the caller's RNG), so two embedders of
+    # one random config (two Ray workers, a test) agree.
+    with _quiet_open_clip_random_init_warning(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
         model = open_clip.create_model(
             cfg.model,
             pretrained=None,  # weights are loaded below, from the resolved local file only

@@ -66,10 +66,10 @@ def versions() -> dict[str, str]:
 def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
     """How many decode / feature actors, with which resources, on the connected Ray cluster.
 
-    CPU: a share of the CPUs decode (a quarter for audio, half for video, whose decode is heavier), the
-    rest run single-threaded feature actors (several torch threads per actor next to busy decoders
-    oversubscribe the cores; one thread per actor scales best). GPU: one feature actor per GPU, every
-    other CPU decodes.
+    CPU, audio: a quarter of the CPUs decode, the rest run single-threaded feature actors (several torch
+    threads per actor next to busy decoders oversubscribe the cores; one thread per actor scales best).
+    CPU, video: a quarter decode; CLIP actors (one per two CPUs) use every core's threads, since reading a
+    dozen frames is light next to the image encoders. GPU: one feature actor per GPU, other CPUs decode.
     """
     import ray
 
@@ -81,16 +81,22 @@ def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
     if use_gpu:
         feature_workers = p.feature_workers or max(1, gpus)
         decoders = p.decoders or max(1, cpus - feature_workers)
-    else:
-        decoders = p.decoders or max(1, cpus // (4 if branch == "audio" else 2))
+        threads = 2
+    elif branch == "audio":
+        decoders = p.decoders or max(1, cpus // 4)
         feature_workers = p.feature_workers or max(1, cpus - decoders)
+        threads = 1
+    else:  # video on CPU: decoding a few frames is light next to CLIP, so CLIP actors share every core
+        decoders = p.decoders or max(1, cpus // 4)
+        feature_workers = p.feature_workers or max(1, (cpus - decoders) // 2)
+        threads = max(1, cpus // feature_workers)
     return {
         "cpus": cpus,
         "gpus": gpus,
         "use_gpu": use_gpu,
         "feature_workers": feature_workers,
         "decoders": decoders,
-        "feature_threads": 1,
+        "feature_threads": threads,
     }
 
 
@@ -214,7 +220,7 @@ def _run_branch(
         first_part = state.next_part_index(storage, names)
         progress = Progress(todo.num_rows, "clips", f"avs extract {branch}", cfg.pipeline.progress_interval_s)
         dataset = _dataset(branch, cfg, features, todo, manifest, plan, sinks, first_part)
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=4):
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
             if first_result_s is None:
                 first_result_s = round(time.perf_counter() - t_start, 3)
             for key in stage_s:
@@ -394,7 +400,8 @@ def _dataset(
         fn_constructor_kwargs=feature_kw,
         batch_size=None,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"]),
+        # two blocks queued per actor: enough to keep it busy, few enough that results stream back steadily
+        compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"], max_tasks_in_flight_per_actor=2),
         num_gpus=1 if plan["use_gpu"] else 0,
         num_cpus=1,
     )
