@@ -102,6 +102,54 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Paper 001 (visual recognition with ambient sound as supervision), sections 3.1-3.3: 3.75-s audio windows
+# ("sound is temporally invariant in this window", §3.1), each paired with the video frame at its centre,
+# described by McDermott-Simoncelli texture statistics (502-d, §3.2) or by MFCC (§3.3). The statistics are
+# clustered with k-means (``avs cluster``) into pseudo-labels for a frame CNN.
+_OWENS_AUDIO = {
+    "sample_rate_hz": 20_000,  # the texture toolbox's rate (20 kHz; §3.2 is silent); MFCC resamples to 10 kHz
+    "channels": "mono",
+    "segment_seconds": 3.75,  # 001 §3.1
+    "min_last_fraction": 1.0,  # whole windows only: a padded window would skew the statistics
+}
+_OWENS_VIDEO = {
+    "sampling": "segments",  # 001 §3.1: the frame at the centre of each 3.75-s window
+    "short_side": 256,
+}
+_OWENS_FRAMES = {"name": "frames", "extractor": "frames", "params": {"size": [256, 256]}}  # §4 is silent; 224 crops fit
+
+PRESETS["owens-texture"] = {
+    "audio": _OWENS_AUDIO,
+    "video": _OWENS_VIDEO,
+    "features": [
+        # 001 §3.2: 32 + 32 + 117 + 320 + 1 = 502 statistics (avs/features/texture.py documents each field)
+        {"name": "texture", "extractor": "texture", "params": {}},
+        _OWENS_FRAMES,
+    ],
+}
+PRESETS["owens-mfcc"] = {
+    "audio": _OWENS_AUDIO,
+    "video": _OWENS_VIDEO,
+    "features": [
+        {
+            "name": "mfcc",
+            "extractor": "mfcc",
+            "params": {
+                "n_mfcc": 20,  # 001 §3.3 "20 triangular bandpass filters" -> 20 coefficients
+                "n_mels": 20,  # 001 §3.3
+                "n_fft": 256,  # 001 §3.3 "256 Hamming window"
+                "win_length": 256,
+                "hop_length": 128,  # 001 §3.3 "12.8 ms apart" at 10 kHz
+                "window": "hamming",  # 001 §3.3
+                "lowpass_hz": 5000.0,  # 001 §3.3 "low-pass filter ... at 5 kHz"
+                "target_sample_rate_hz": 10_000,  # 001 §3.3 "then sample at 10 kHz"
+                "flatten": True,  # (20, 293) -> 5860 values per 3.75-s window
+            },
+        },
+        _OWENS_FRAMES,
+    ],
+}
+
 
 def preset(name: str) -> dict[str, Any]:
     try:

@@ -1,8 +1,7 @@
 """The video branch of the extraction job on a real local Ray: frames, CLIP, zero-shot; bad videos."""
 
-import json
-
 import io
+import json
 
 import av
 import numpy as np
@@ -48,17 +47,25 @@ def videos(tmp_path_factory):
 
 
 def _config(root, out) -> ExtractConfig:
-    return from_dict(ExtractConfig, {
-        "input": str(root), "out": str(out), "dataset": "folder",
-        "video": {"sampling": "even", "n_frames": 3, "short_side": 48},
-        "features": [
-            {"name": "frames", "extractor": "frames", "params": {"size": [32, 32]}},
-            {"name": "clip_vitb32", "extractor": "clip", "params": ENCODER},
-            {"name": "zeroshot_vitb32", "extractor": "clip-zeroshot",
-             "params": {"encoder": ENCODER, "classes": ["red", "green", "blue_sky"]}},
-        ],
-        "pipeline": {"decode_timeout_s": 30.0, "batch_clips": 3},
-    })
+    return from_dict(
+        ExtractConfig,
+        {
+            "input": str(root),
+            "out": str(out),
+            "dataset": "folder",
+            "video": {"sampling": "even", "n_frames": 3, "short_side": 48},
+            "features": [
+                {"name": "frames", "extractor": "frames", "params": {"size": [32, 32]}},
+                {"name": "clip_vitb32", "extractor": "clip", "params": ENCODER},
+                {
+                    "name": "zeroshot_vitb32",
+                    "extractor": "clip-zeroshot",
+                    "params": {"encoder": ENCODER, "classes": ["red", "green", "blue_sky"]},
+                },
+            ],
+            "pipeline": {"decode_timeout_s": 30.0, "batch_clips": 3},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +97,7 @@ def test_frame_times_and_pixels_match_a_direct_decode(run, videos):
             duration = float(stream.duration * stream.time_base)
             ref = [(f.pts * stream.time_base, f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
         times = sample_times(duration, FrameSampling("even", 3))
-        for (seg, i), want_t in zip(rows, times, strict=True):
+        for (_, i), want_t in zip(rows, times, strict=True):
             k = max(j for j, (pts, _) in enumerate(ref) if float(pts) - float(ref[0][0]) <= want_t + 1e-5)
             assert t["frame_index"][i] == k
             assert t["timestamp_s"][i] == pytest.approx(float(ref[k][0]) - float(ref[0][0]), abs=1e-4)
@@ -114,8 +121,12 @@ def test_clip_embeddings_equal_a_direct_open_clip_call(run, videos):
         with av.open(str(videos / f"{clip}.mp4")) as c:
             s = c.streams.video[0]
             h, w, duration = s.height, s.width, float(s.duration * s.time_base)
-        frames = read_frames(str(videos / f"{clip}.mp4"), sample_times(duration, FrameSampling("even", 3)),
-                             "pyav", short_side_size(h, w, 48)).frames
+        frames = read_frames(
+            str(videos / f"{clip}.mp4"),
+            sample_times(duration, FrameSampling("even", 3)),
+            "pyav",
+            short_side_size(h, w, 48),
+        ).frames
         with torch.inference_mode():
             pixels = torch.stack([pil_preprocess(Image.fromarray(f)) for f in frames])
             want = torch.nn.functional.normalize(model.encode_image(pixels).float(), dim=-1).numpy()

@@ -233,10 +233,17 @@ def read_joined_part(spec: DataSpec, part: str, split: str | None) -> pa.Table:
                                     "not written by one `avs extract` run (their part files differ)")
         t = pq.read_table(storage.path(part), filesystem=storage.fs, columns=cols, filters=filters)
         tables.append(t.rename_columns([f"__f{i}" if c == column else c for c in t.column_names]))
-    joined = tables[0]
-    for t in tables[1:]:
-        joined = joined.join(t, keys=list(JOIN_KEYS), join_type="inner")
-    joined = joined.sort_by([("clip_id", "ascending"), ("segment", "ascending")])
+    # Acero joins no list columns: join the keys with row numbers, then take the rows.
+    def keyed(t: pa.Table, i: int) -> pa.Table:
+        return t.select(list(JOIN_KEYS)).append_column(f"__r{i}", pa.array(np.arange(t.num_rows), pa.int64()))
+
+    index = keyed(tables[0], 0)
+    for i, t in enumerate(tables[1:], start=1):
+        index = index.join(keyed(t, i), keys=list(JOIN_KEYS), join_type="inner")
+    index = index.sort_by([("clip_id", "ascending"), ("segment", "ascending")])
+    joined = tables[0].take(index.column("__r0"))
+    for i, t in enumerate(tables[1:], start=1):
+        joined = joined.append_column(f"__f{i}", t.column(f"__f{i}").take(index.column(f"__r{i}")))
     parts = [fixed_list_to_numpy(joined.column(f"__f{i}"), spec.shapes[i]).reshape(joined.num_rows, -1)
              for i in range(len(spec.features))]
     x = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0), np.float32)

@@ -156,7 +156,7 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     from ray.train.torch import TorchTrainer
 
     from avs.models.checkpoint import load_model, save_checkpoint
-    from avs.train.worker import CHECKPOINT_FILE, train_loop_per_worker
+    from avs.train.worker import CHECKPOINT_FILE, quiet_ray_logs, train_loop_per_worker
 
     log = stream or sys.stderr
     t_start = time.perf_counter()
@@ -168,6 +168,7 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     cfg, spec = resolve_config(cfg)
     recipe = cfg.recipe()
     init_ray()
+    quiet_ray_logs()
     out.makedirs()
 
     t = time.perf_counter()

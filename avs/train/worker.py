@@ -59,6 +59,26 @@ def _maybe_fail(config: dict[str, Any], epoch: int, rank: int) -> None:
     raise RuntimeError(f"injected failure at the start of epoch {epoch} (fail_once; flag {flag})")
 
 
+def quiet_ray_logs() -> None:
+    """Ray Data progress bars and Ray Train's per-report INFO lines drown the epoch lines: keep warnings only."""
+    import logging
+
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    names = ["ray.data", "ray.train"]
+    try:
+        from ray.train.v2._internal.execution import context as v2_context
+
+        names.append(v2_context.__file__)  # that module's logger is named after its file
+    except ImportError:  # pragma: no cover - other Ray versions
+        pass
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _restore(model, optimizer, scheduler, scaler) -> tuple[int, list[dict[str, Any]], list[int]]:
     """Load the latest Ray Train checkpoint, if any; ``(next_epoch, history, starts)``."""
     import ray.train
@@ -90,6 +110,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from avs.train.data import DataSpec, standardize
     from avs.train.recipe import make_loss, make_optimizer, make_scheduler
 
+    quiet_ray_logs()
     cfg = from_dict(TrainConfig, config["cfg"])
     spec = from_dict(DataSpec, config["data"])
     recipe = cfg.recipe()
@@ -115,7 +136,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     train_rows = max(1, int(rows.get("train", 0)) // world)
     drop_last = train_rows > recipe.batch_size  # BatchNorm cannot train on a last batch of one row
     audio_aug = AudioAugmentConfig()
-    log = sys.stderr
+    log = sys.stdout
     if rank == 0 and start_epoch > 1:
         print(f"[avs train] resuming from the checkpoint of epoch {start_epoch - 1}", file=log, flush=True)
     epoch_seconds: list[float] = []
