@@ -221,3 +221,18 @@ def test_orphan_parts_of_a_killed_run_are_redone(ray_local, messy_folder, tmp_pa
         keys = list(zip(t["clip_id"], t["segment"], strict=True))
         assert len(keys) == len(set(keys))
         assert set(victim) <= set(t["clip_id"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_pipeline_on_cuda_matches_cpu(ray_local, messy_folder, tmp_path):
+    cpu = _config(messy_folder, tmp_path / "cpu", pipeline={"device": "cpu", "plugins": ["avs.testing.faulty"]})
+    gpu = _config(messy_folder, tmp_path / "gpu", pipeline={"device": "cuda", "plugins": ["avs.testing.faulty"]})
+    run_extract(cpu)
+    summary = run_extract(gpu)
+    assert summary["branches"]["audio"]["resources"]["use_gpu"]
+    a = pq.read_table(tmp_path / "cpu" / "logmel").sort_by([("clip_id", "ascending"), ("segment", "ascending")])
+    b = pq.read_table(tmp_path / "gpu" / "logmel").sort_by([("clip_id", "ascending"), ("segment", "ascending")])
+    x = np.asarray(a.column("logmel").combine_chunks().flatten())
+    y = np.asarray(b.column("logmel").combine_chunks().flatten())
+    assert np.abs(x - y).max() < 0.05

@@ -118,3 +118,14 @@ def test_config_errors_are_clear():
         create_extractor("logmel", {"n_mel": 64}, sample_rate_hz=SR)
     with pytest.raises(KeyError, match="registered"):
         create_extractor("nope", {}, sample_rate_hz=SR)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_equals_cpu():
+    ys = np.stack([v for v in _inputs(SR).values()]).astype(np.float32)[:, None]
+    ext = create_extractor("logmel", T1B, sample_rate_hz=SR)
+    cpu = ext(torch.from_numpy(ys))
+    gpu = ext.to("cuda")(torch.from_numpy(ys).cuda()).cpu()
+    mask = cpu[:, 0] > cpu[:, 0].amax(dim=(1, 2), keepdim=True) - 80
+    assert (cpu[:, 0] - gpu[:, 0]).abs()[mask].max() < 0.01

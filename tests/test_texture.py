@@ -10,6 +10,7 @@ import torch
 from avs.features import texture_functional as TF
 from avs.features.texture import TEXTURE_DIM, TEXTURE_FIELDS, TextureConfig, TextureExtractor, texture_fields
 from avs.testing import signals
+from avs.testing.texture_reference import texture_reference
 
 SR = 20_000
 SECONDS = 3.75
@@ -75,18 +76,7 @@ def test_matches_numpy_scipy_reference(ex: TextureExtractor) -> None:
     x = signals.pink_noise(SECONDS, SR, seed=5) + 0.2 * signals.tone(700.0, SECONDS, SR)
     ours = _stats(ex, x.astype(np.float32))[0]
 
-    filts = TF.erb_cos_filters(N, SR, 32, 20.0, 10_000.0)[0].numpy()  # (32, freqs)
-    sub = np.fft.irfft(np.fft.rfft(x.astype(np.float64))[None] * filts, n=N, axis=-1)  # (32, N)
-    env = np.abs(scipy.signal.hilbert(sub, axis=-1)) ** 0.3
-    c = np.maximum(scipy.signal.resample(env, N // 50, axis=-1), 0)  # (32, 1500)
-    mu, var = c.mean(1), c.var(1)
-    eps = np.finfo(np.float32).eps
-    corr = [np.corrcoef(c[j], c[j + d])[0, 1] for d in (1, 2, 3, 5) for j in range(32 - d)]
-    mfilt = TF.modulation_cos_filters(1500, 400, 10, 0.5, 200.0, 1.0)[0].numpy()  # (10, 751)
-    bands = np.fft.irfft(np.fft.rfft(c)[:, None] * mfilt[None], n=1500, axis=-1)  # (32, 10, 1500)
-    mod = np.sqrt((bands**2).mean(-1) / (eps + var[:, None]))
-    loud = np.median(np.sqrt((c**2).sum(0)))
-    ref = np.concatenate([mu, np.sqrt(var / (eps + mu**2)), corr, mod.ravel(), [loud]])
+    ref = texture_reference(x, SR)
     np.testing.assert_allclose(ours, ref, rtol=2e-3, atol=2e-4)
 
 

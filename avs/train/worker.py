@@ -22,7 +22,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,21 @@ def _fmt_seconds(seconds: float) -> str:
     from avs.progress import _fmt_seconds as fmt
 
     return fmt(seconds) if seconds == seconds and seconds != math.inf else "?"
+
+
+class _Lines:
+    """stdout for progress lines. Ray Train patches ``print`` so that prints to sys.stdout / sys.stderr go to
+    its logger *and* (in worker processes, whose stdout is redirected) to the stream: each line twice. A
+    print to any other file object is left alone."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _all_reduce(values: list[float], device: torch.device, world_size: int) -> list[float]:
@@ -136,7 +151,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     train_rows = max(1, int(rows.get("train", 0)) // world)
     drop_last = train_rows > recipe.batch_size  # BatchNorm cannot train on a last batch of one row
     audio_aug = AudioAugmentConfig()
-    log = sys.stdout
+    log = _Lines(sys.stdout)
     if rank == 0 and start_epoch > 1:
         print(f"[avs train] resuming from the checkpoint of epoch {start_epoch - 1}", file=log, flush=True)
     epoch_seconds: list[float] = []
