@@ -242,8 +242,28 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         lazy("avs.cluster.cli", "cmd_cluster"),
     ),
     "demo-data": ("write a small synthetic TAU-layout and DESED-layout dataset", add_demo_args, cmd_demo_data),
+    "ensemble": (
+        "paper-000 ensemble of prediction files (A: log-mel, V: frame, C: CLIP families) -> per-clip stage scores",
+        lazy("avs.ensemble.cli", "add_ensemble_args"),
+        lazy("avs.ensemble.cli", "cmd_ensemble"),
+    ),
+    "evaluate": (
+        "report of prediction / ensemble files: log-loss, accuracy, per class, confusion, side-by-side table",
+        lazy("avs.eval.cli", "add_evaluate_args"),
+        lazy("avs.eval.cli", "cmd_evaluate"),
+    ),
     "extract": ("extract audio features of a dataset into Parquet shards (Ray Data)", add_extract_args, cmd_extract),
     "manifest": ("write the manifest (one row per clip) of a dataset", add_manifest_args, cmd_manifest),
+    "predict": (
+        "class probabilities of a trained model (or a zero-shot CLIP set) per segment / frame (Ray Data)",
+        lazy("avs.train.cli", "add_predict_args"),
+        lazy("avs.train.cli", "cmd_predict"),
+    ),
+    "train": (
+        "train a model on feature shards with Ray Train (paper-000 recipe; DDP, AMP, checkpoints, resume)",
+        lazy("avs.train.cli", "add_train_args"),
+        lazy("avs.train.cli", "cmd_train"),
+    ),
 }
 
 

@@ -17,22 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from avs.data.tau import SCENE_CLASSES
 from avs.features.base import register_extractor
 from avs.features.clip_image import ClipEncoderConfig
 
 # The ten scene classes of TAU Urban Audio-Visual Scenes 2021 (paper 000 §1; DCASE2021 Task 1B).
-TAU_CLASSES = (
-    "airport",
-    "bus",
-    "metro",
-    "metro_station",
-    "park",
-    "public_square",
-    "shopping_mall",
-    "street_pedestrian",
-    "street_traffic",
-    "tram",
-)
+TAU_CLASSES = SCENE_CLASSES
 
 
 class VideoExtractor:

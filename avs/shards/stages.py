@@ -98,13 +98,12 @@ def pick_device(device: str) -> str:
     return device
 
 
-class FeatureStage:
-    """Compute every feature set on the segments of whole clips (CUDA when present), write the good clips
-    as Parquet parts, and return one small status row per clip."""
+class FeatureWorker:
+    """What the feature stages of both branches hold: extractors built once on the worker's device
+    (weights loaded now, not on the first batch), the output storage and the manifest columns to carry."""
 
     def __init__(
         self,
-        audio: AudioConfig,
         features: tuple[FeatureSetConfig, ...],
         sinks: tuple[FeatureSink, ...],
         out_uri: str,
@@ -112,6 +111,7 @@ class FeatureStage:
         compression: str = "lz4",
         device: str = "auto",
         threads: int | None = None,
+        sample_rate_hz: int = 0,
     ) -> None:
         import torch
 
@@ -122,13 +122,24 @@ class FeatureStage:
             torch.set_num_threads(int(threads))
         self.device = pick_device(device)
         self.extractors = {
-            f.name: create_extractor(f.extractor, f.params, sample_rate_hz=audio.sample_rate_hz).to(self.device).eval()
+            f.name: create_extractor(f.extractor, f.params, sample_rate_hz=sample_rate_hz).to(self.device).eval()
             for f in features
         }
+        for ext in self.extractors.values():
+            if hasattr(ext, "load"):
+                ext.load()
         self.sinks = sinks
         self.storage = Storage(out_uri)
         self.carried = carried  # manifest columns copied onto rows, indexed by manifest row
         self.compression = compression
+
+
+class FeatureStage(FeatureWorker):
+    """Compute every audio feature set on the segments of whole clips (CUDA when present), write the good
+    clips as Parquet parts, and return one small status row per clip."""
+
+    def __init__(self, audio: AudioConfig, features: tuple[FeatureSetConfig, ...], **kwargs: Any) -> None:
+        super().__init__(features, sample_rate_hz=audio.sample_rate_hz, **kwargs)
 
     def _compute(self, extractor: Any, audio: np.ndarray) -> np.ndarray:
         import torch

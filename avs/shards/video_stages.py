@@ -14,11 +14,9 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from avs.shards.config import AudioConfig, FeatureSetConfig, VideoConfig
-from avs.shards.stages import ERROR_COLUMNS, error_fields, finish_batch, pick_device
-from avs.shards.writer import FeatureSink
+from avs.shards.config import AudioConfig, VideoConfig
+from avs.shards.stages import ERROR_COLUMNS, FeatureWorker, error_fields, finish_batch
 
 VIDEO_KEYS = ("frame_index", "timestamp_s")
 
@@ -89,35 +87,8 @@ class VideoDecodeStage:
         return out
 
 
-class VideoFeatureStage:
+class VideoFeatureStage(FeatureWorker):
     """Frames -> every video feature set (CUDA when present, CLIP in fp16 there); writes parts."""
-
-    def __init__(
-        self,
-        features: tuple[FeatureSetConfig, ...],
-        sinks: tuple[FeatureSink, ...],
-        out_uri: str,
-        carried: pa.Table,
-        compression: str = "lz4",
-        device: str = "auto",
-        threads: int | None = None,
-    ) -> None:
-        import torch
-
-        from avs.features.base import create_extractor
-        from avs.shards.storage import Storage
-
-        if threads:
-            torch.set_num_threads(int(threads))
-        self.device = pick_device(device)
-        self.extractors = {f.name: create_extractor(f.extractor, f.params).to(self.device) for f in features}
-        for ext in self.extractors.values():  # load CLIP weights now, not on the first batch
-            if hasattr(ext, "load"):
-                ext.load()
-        self.sinks = sinks
-        self.storage = Storage(out_uri)
-        self.carried = carried
-        self.compression = compression
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         frames = batch.pop("frame")

@@ -325,7 +325,6 @@ def _count_batch(table: pa.Table, label_column: str, classes: Sequence[str]) -> 
 
 def label_counts(spec: DataSpec, split: str | None, limit: int | None = None) -> dict[str, Any]:
     """``{"rows", "unknown", "per_class": {class: n}}`` of a split (reads only the label column)."""
-    import ray.data
 
     first = feature_info(spec.shards, spec.features[0])
     if len(spec.features) > 1:

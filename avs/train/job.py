@@ -151,7 +151,6 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
 
     ``fail_once`` (tests): ``{"epoch": k, "flag": path}`` makes rank 0 raise once at the start of epoch k.
     """
-    import ray.train
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

@@ -1,0 +1,275 @@
+"""Predictions (``avs predict``): class probabilities of a trained model, or of a zero-shot CLIP set, per row.
+
+    summary = run_predict(PredictConfig(out="preds/a01", model="runs/a01"))
+    summary = run_predict(PredictConfig(out="preds/c01", zeroshot="zeroshot_rn101", shards="feats"))
+
+Writes into ``out``:
+  - ``predictions.parquet``: one row per 1-s segment (log-mel) or frame (frames / CLIP sets), sorted by
+    clip_id, segment: ``clip_id``, ``segment``, ``split``, ``label`` (the first label, "" when none),
+    ``start_s``, ``end_s`` (a frame's time for video rows: start_s = end_s), then one float64 column per class
+    (softmax probabilities) in class order. This is the layout ``avs.ensemble.Scores.from_arrow`` reads (every
+    float column but the key columns is a class); the class order is also in the schema metadata
+    ``avs.classes`` (JSON), the source in ``avs.predict``.
+  - ``config.yaml`` (the final config), ``predict.json`` (summary, written last).
+
+A trained model (``best/model.safetensors`` of ``avs train``, or a ``model.pt`` checkpoint) carries its input
+spec in its metadata (feature sets, classes, log-mel standardisation), so predictions rebuild exactly the
+evaluation inputs of training. The model runs in a Ray Data stage that holds it (``Predictor``: loaded in
+``__init__``, applied in ``__call__``; GPU actors when CUDA is there).
+
+``zeroshot``: the probabilities a ``clip-zeroshot`` feature set stored (paper 000 Table 2, C01-C03: "No
+Training") are written as they are, columns in ``classes`` order (default: the extractor's class list).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Literal, TextIO
+
+import numpy as np
+import pyarrow as pa
+import yaml
+
+import avs
+from avs.config import from_dict, to_dict
+from avs.shards.storage import Storage
+from avs.train.data import DataSpec, feature_info, split_dataset, standardize
+
+PREDICTIONS_FILE = "predictions.parquet"
+OUT_KEYS = ("clip_id", "segment", "split", "label", "start_s", "end_s")
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    out: str  # output folder: predictions.parquet, config.yaml, predict.json
+    model: str | None = None  # a trained model: run folder of `avs train` (-> best/model.safetensors) or a file
+    zeroshot: str | None = None  # instead of a model: a clip-zeroshot feature set name (e.g. zeroshot_rn101)
+    shards: str | None = None  # shard root; default: the one the model was trained on (required for zeroshot)
+    split: str | None = "evaluate"  # rows of this split; None (or "all" on the command line) = every row
+    classes: tuple[str, ...] | None = None  # zeroshot: output class order (default: the extractor's classes)
+    batch_size: int = 128
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when the Ray cluster has GPUs
+    concurrency: int = 1  # model actors
+    max_rows: int | None = None  # smoke runs: the first N rows only
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.zeroshot is None):
+            raise ValueError("PredictConfig: give exactly one of model (a trained checkpoint) and zeroshot (a set)")
+        if self.zeroshot is not None and not self.shards:
+            raise ValueError("PredictConfig: zeroshot needs shards (the root folder of the feature sets)")
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ValueError("PredictConfig: batch_size and concurrency must be >= 1")
+
+
+def model_file(path: str) -> str:
+    """A run folder -> its ``best/model.safetensors``; a file as it is."""
+    storage = Storage(path)
+    for rel in ("best/model.safetensors", "best/model.pt"):
+        if storage.exists(rel):
+            return storage.path(rel)
+    if not storage.exists(""):
+        raise FileNotFoundError(f"model not found: {path}")
+    return storage.uri if "://" in path else os.path.abspath(path)
+
+
+def _read_bytes(path: str) -> bytes:
+    storage = Storage(path)
+    with storage.fs.open_input_stream(storage.root) as fh:
+        return fh.read()
+
+
+def _load_from_bytes(data: bytes, suffix: str, map_location: str = "cpu"):
+    from avs.models.checkpoint import load_model
+
+    with tempfile.TemporaryDirectory(prefix="avs-model-") as tmp:
+        path = os.path.join(tmp, "model" + suffix)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return load_model(path, map_location=map_location)
+
+
+class Predictor:
+    """Ray Data stage holding a trained model: batch of ``x`` + keys -> keys + one probability column per class."""
+
+    def __init__(self, model_bytes: bytes, suffix: str, device: str = "cpu") -> None:
+        import torch
+
+        self.device = torch.device(device)
+        model, meta = _load_from_bytes(model_bytes, suffix)
+        self.model = model.eval().to(self.device)
+        self.spec = from_dict(DataSpec, meta["extra"]["data"])
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        x = torch.as_tensor(np.asarray(batch["x"], dtype=np.float32), device=self.device)
+        if self.spec.family == "logmel":
+            x = standardize(x, self.spec.mean, self.spec.std)
+        amp = self.device.type == "cuda"
+        with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = self.model(x)
+            probs = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+        return _output(batch, probs, self.spec.classes)
+
+
+def _output(batch: dict[str, np.ndarray], probs: np.ndarray, classes) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    n = len(probs)
+    for key in OUT_KEYS:
+        if key in batch:
+            out[key] = np.asarray(batch[key])
+        elif key == "end_s" and "start_s" in batch:
+            out[key] = np.asarray(batch["start_s"])
+        elif key in ("start_s", "end_s") and "timestamp_s" in batch:
+            out[key] = np.asarray(batch["timestamp_s"])
+        else:
+            out[key] = np.full(n, np.nan) if key in ("start_s", "end_s") else np.asarray([""] * n, dtype=object)
+    for j, name in enumerate(classes):
+        out[name] = probs[:, j]
+    return out
+
+
+def _zeroshot_batch(batch: dict[str, np.ndarray], order: list[int], classes: list[str]) -> dict[str, np.ndarray]:
+    x = np.asarray(batch["x"], dtype=np.float64)
+    return _output(batch, x[:, order] if len(x) else np.zeros((0, len(order))), classes)
+
+
+def _to_table(ds, classes: tuple[str, ...]) -> pa.Table:
+    tables = [t for t in ds.iter_batches(batch_format="pyarrow", batch_size=None) if t.num_rows]
+    if not tables:
+        raise ValueError("no rows to predict (check --split / --shards)")
+    table = pa.concat_tables(tables, promote_options="permissive")
+    cols = {
+        "clip_id": table.column("clip_id").cast(pa.string()),
+        "segment": table.column("segment").cast(pa.int32()),
+        "split": table.column("split").cast(pa.string()),
+        "label": table.column("label").cast(pa.string()),
+        "start_s": table.column("start_s").cast(pa.float64()),
+        "end_s": table.column("end_s").cast(pa.float64()),
+    }
+    for c in classes:
+        cols[c] = table.column(c).cast(pa.float64())
+    out = pa.table(cols)
+    return out.sort_by([("clip_id", "ascending"), ("segment", "ascending")])
+
+
+def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, Any]:
+    """Write the predictions of ``cfg`` (see the module docstring); returns the summary."""
+    import ray
+
+    from avs.train.job import init_ray
+    from avs.train.worker import quiet_ray_logs
+
+    log = stream or sys.stderr
+    t_start = time.perf_counter()
+    out = Storage(cfg.out)
+    split = None if cfg.split in (None, "all") else cfg.split
+    init_ray()
+    quiet_ray_logs()
+    source: dict[str, Any]
+    if cfg.zeroshot is not None:
+        info = feature_info(cfg.shards, cfg.zeroshot)
+        stored = list(info.extractor.get("classes") or [])
+        if info.kind != "vector" or len(info.shape) != 1 or len(stored) != info.shape[0]:
+            raise ValueError(f"{info.folder} is not a clip-zeroshot set (needs a [n_classes] column and the class "
+                             f"names in its avs.extractor metadata)")
+        classes = tuple(cfg.classes or stored)
+        missing = [c for c in classes if c not in stored]
+        if missing:
+            raise ValueError(f"{cfg.zeroshot} has no classes {missing}; it has {stored}")
+        spec = DataSpec(shards=cfg.shards, family="clip", features=(cfg.zeroshot,), columns=(info.column,),
+                        shapes=(info.shape,), classes=classes)
+        ds = split_dataset(spec, split, limit=cfg.max_rows, keep_keys=True, drop_unlabeled=False)
+        ds = ds.map_batches(_zeroshot_batch, batch_format="numpy",
+                            fn_kwargs={"order": [stored.index(c) for c in classes], "classes": list(classes)})
+        source = {"kind": "zeroshot", "feature_set": cfg.zeroshot, "extractor": info.extractor}
+        device = "cpu"
+    else:
+        path = model_file(cfg.model)
+        data = _read_bytes(path)
+        suffix = ".safetensors" if path.endswith(".safetensors") else ".pt"
+        model, meta = _load_from_bytes(data, suffix)
+        extra = meta.get("extra", {})
+        if "data" not in extra:
+            raise ValueError(f"{path}: no input spec in the checkpoint metadata (not written by `avs train`)")
+        spec = from_dict(DataSpec, extra["data"])
+        if cfg.shards:
+            spec = spec.with_shards(cfg.shards)
+        classes = tuple(spec.classes)
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        if cfg.device == "cuda" and gpus <= 0:
+            raise ValueError("device=cuda but the Ray cluster has no GPU")
+        device = "cuda" if (cfg.device == "cuda" or (cfg.device == "auto" and gpus > 0)) else "cpu"
+        ds = split_dataset(spec, split, limit=cfg.max_rows, keep_keys=True, drop_unlabeled=False)
+        ds = ds.map_batches(
+            Predictor,
+            fn_constructor_kwargs={"model_bytes": data, "suffix": suffix, "device": device},
+            batch_size=cfg.batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
+            num_gpus=1 if device == "cuda" else None,
+        )
+        source = {"kind": "model", "model": path, "model_name": meta.get("model_name"), "family": spec.family,
+                  "features": list(spec.features), "epoch": extra.get("epoch"), "val_metrics": extra.get("metrics")}
+        del model
+    print(f"[avs predict] {source.get('model_name') or source.get('feature_set')} on split "
+          f"{split or 'all'} of {spec.shards} ({device})", file=log, flush=True)
+    t = time.perf_counter()
+    table = _to_table(ds, classes)
+    predict_s = time.perf_counter() - t
+    meta_bytes = {
+        b"avs.classes": json.dumps(list(classes)).encode(),
+        b"avs.predict": json.dumps({**source, "split": split}, default=str).encode(),
+        b"avs.version": avs.__version__.encode(),
+    }
+    table = table.replace_schema_metadata(meta_bytes)
+    out.makedirs()
+    out.write_table(PREDICTIONS_FILE, table)
+    out.write_bytes("config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
+    probs = np.stack([table.column(c).to_numpy() for c in classes], axis=1)
+    labels = table.column("label").to_pylist()
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.asarray([index.get(v, -1) for v in labels])
+    known = y >= 0
+    summary = {
+        "source": source,
+        "split": split,
+        "rows": table.num_rows,
+        "clips": len(set(table.column("clip_id").to_pylist())),
+        "classes": list(classes),
+        "row_accuracy": float((probs[known].argmax(1) == y[known]).mean()) if known.any() else None,
+        "device": device,
+        "seconds": {"predict": round(predict_s, 3), "total": round(time.perf_counter() - t_start, 3)},
+        "rows_per_s": table.num_rows / predict_s if predict_s > 0 else None,
+        "outputs": {"predictions": out.path(PREDICTIONS_FILE), "config": out.path("config.yaml"),
+                    "summary": out.path("predict.json")},
+    }
+    out.write_json("predict.json", summary)
+    return summary
+
+
+def read_predictions(path: str) -> tuple[pa.Table, tuple[str, ...]]:
+    """A predictions folder or file -> ``(table, classes)`` (classes from ``avs.classes`` metadata, else every
+    float column that is not a key)."""
+    storage = Storage(path)
+    rel = PREDICTIONS_FILE if storage.exists(PREDICTIONS_FILE) else None
+    if rel is None:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(storage.root, filesystem=storage.fs)
+    else:
+        table = storage.read_table(rel)
+    meta = table.schema.metadata or {}
+    if b"avs.classes" in meta:
+        classes = tuple(json.loads(meta[b"avs.classes"]))
+    else:
+        from avs.ensemble.scores import NON_CLASS_COLUMNS
+
+        classes = tuple(f.name for f in table.schema
+                        if f.name not in NON_CLASS_COLUMNS and pa.types.is_floating(f.type))
+    return table, classes
