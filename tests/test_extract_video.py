@@ -148,3 +148,44 @@ def test_rerun_adds_nothing(run, videos):
     t = pq.read_table(out / "clip_vitb32", columns=["clip_id", "segment"]).to_pydict()
     keys = list(zip(t["clip_id"], t["segment"], strict=True))
     assert len(keys) == len(set(keys)) == 12
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_run_selects_dali_and_matches_cpu(ray_local, videos, tmp_path):
+    """With CUDA (and the gpu extra) the same options decode with DALI and run CLIP on the GPU (fp16)."""
+    from avs.decode.dali import dali_available
+
+    if not dali_available():
+        pytest.skip("NVIDIA DALI is not installed (pip install 'avs[gpu]')")
+    cpu_cfg = _config(videos, tmp_path / "cpu")
+    run_extract(from_dict(ExtractConfig, {**_as_tree(cpu_cfg), "pipeline": {"device": "cpu"}}))
+    summary = run_extract(_config(videos, tmp_path / "gpu"))
+    res = summary["branches"]["video"]["resources"]
+    assert res["use_gpu"] and res["video_decoder"] == "dali"
+    key = [("clip_id", "ascending"), ("segment", "ascending")]
+    a = pq.read_table(tmp_path / "cpu" / "clip_vitb32").sort_by(key)
+    b = pq.read_table(tmp_path / "gpu" / "clip_vitb32").sort_by(key)
+    assert a.column("frame_index").to_pylist() == b.column("frame_index").to_pylist()
+    x = np.asarray(a.column("clip_vitb32").combine_chunks().flatten()).reshape(-1, 512)
+    y = np.asarray(b.column("clip_vitb32").combine_chunks().flatten()).reshape(-1, 512)
+    assert (x * y).sum(axis=1).min() > 0.98  # NVDEC vs FFmpeg pixels, fp16 vs fp32 CLIP
+
+
+def _as_tree(cfg):
+    from avs.config import to_dict
+
+    return to_dict(cfg)
+
+
+def test_the_option_path_picks_dali_only_on_gpus_with_dali():
+    from avs.shards.pipeline import choose_video_decoder
+
+    assert choose_video_decoder("auto", use_gpu=True, dali_installed=True) == "dali"
+    assert choose_video_decoder("auto", use_gpu=True, dali_installed=False) == "auto"
+    assert choose_video_decoder("auto", use_gpu=False, dali_installed=True) == "auto"
+    assert choose_video_decoder("pyav", use_gpu=True, dali_installed=True) == "pyav"
+    with pytest.raises(ValueError, match="needs a GPU"):
+        choose_video_decoder("dali", use_gpu=False, dali_installed=True)
+    with pytest.raises(ValueError, match="avs\\[gpu\\]"):
+        choose_video_decoder("dali", use_gpu=True, dali_installed=False)

@@ -172,4 +172,5 @@ class ClipZeroShot(VideoExtractor):
         if self._classifier is None:
             self.load()
         emb = _embed(self.cfg.encoder, self.device, frames, cache)
-        return np.asarray(self._classifier(emb), dtype=np.float32)  # (n, n_classes), rows sum to 1
+        probs = self._classifier(emb)  # (n, n_classes), rows sum to 1; a tensor when frames were a tensor
+        return probs if isinstance(probs, np.ndarray) else probs.float().cpu().numpy()

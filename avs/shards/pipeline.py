@@ -90,6 +90,11 @@ def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
         decoders = p.decoders or max(1, cpus // 4)
         feature_workers = p.feature_workers or max(1, (cpus - decoders) // 2)
         threads = max(1, cpus // feature_workers)
+    video_decoder = None
+    if branch == "video":
+        from avs.decode.dali import _dali_installed
+
+        video_decoder = choose_video_decoder(cfg.video.backend, use_gpu, _dali_installed())
     return {
         "cpus": cpus,
         "gpus": gpus,
@@ -97,7 +102,22 @@ def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
         "feature_workers": feature_workers,
         "decoders": decoders,
         "feature_threads": threads,
+        **({"video_decoder": video_decoder} if video_decoder else {}),
     }
+
+
+def choose_video_decoder(backend: str, use_gpu: bool, dali_installed: bool) -> str:
+    """The video decoder a run uses: "dali" (GPU, NVDEC) when asked for, or with "auto" when the features
+    run on GPUs and DALI is installed; else the CPU backend ("auto": decord, PyAV fallback)."""
+    if backend == "dali":
+        if not use_gpu:
+            raise ValueError("video.backend 'dali' decodes on the GPU: it needs a GPU (pipeline.device cuda)")
+        if not dali_installed:
+            raise ValueError("video.backend 'dali' needs NVIDIA DALI: pip install 'avs[gpu]'")
+        return "dali"
+    if backend == "auto" and use_gpu and dali_installed:
+        return "dali"
+    return backend
 
 
 @dataclasses.dataclass
@@ -355,7 +375,7 @@ def _dataset(
     import ray.data
 
     from avs.shards.stages import DecodeStage, FeatureStage
-    from avs.shards.video_stages import VideoDecodeStage, VideoFeatureStage
+    from avs.shards.video_stages import DaliVideoStage, VideoDecodeStage, VideoFeatureStage
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # avs prints its own progress lines
@@ -382,6 +402,17 @@ def _dataset(
     if branch == "audio":
         decode, decode_kw = DecodeStage, {"audio": cfg.audio, "timeout_s": p.decode_timeout_s, "plugins": p.plugins}
         feature, feature_kw = FeatureStage, {"audio": cfg.audio, "features": features, **common}
+    elif plan.get("video_decoder") == "dali":  # decode on the GPU that computes the features: one stage
+        ds = ray.data.from_arrow(blocks).map_batches(
+            DaliVideoStage,
+            fn_constructor_kwargs={"video": cfg.video, "audio": cfg.audio, "features": features, **common},
+            batch_size=None,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"], max_tasks_in_flight_per_actor=2),
+            num_gpus=1,
+            num_cpus=1,
+        )
+        return ds
     else:
         decode = VideoDecodeStage
         decode_kw = {"video": cfg.video, "audio": cfg.audio, "timeout_s": p.decode_timeout_s, "plugins": p.plugins}
