@@ -20,26 +20,66 @@ def _floats(text: str) -> list[float]:
 
 
 def add_ensemble_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output folder: A04/V04/C04/E01/E02.parquet (one row per clip), "
-                   "segments/<stage>.parquet, ensemble.json, config.yaml")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: A04/V04/C04/E01/E02.parquet (one row per clip), "
+        "segments/<stage>.parquet, ensemble.json, config.yaml",
+    )
     p.add_argument("--config", default=None, help="YAML file with ensemble settings (flags override it)")
-    p.add_argument("--audio", nargs="+", default=None, metavar="PRED",
-                   help="prediction folders / files of log-mel CNNs (family A: A01-A03 -> A04)")
-    p.add_argument("--frame", nargs="+", default=None, metavar="PRED",
-                   help="prediction folders / files of frame CNNs (family V: V01-V03 -> V04)")
-    p.add_argument("--clip", nargs="+", default=None, metavar="PRED",
-                   help="prediction folders / files of the CLIP Late Fusion Network or zero-shot CLIP (family C: C04)")
-    p.add_argument("--weights", default=None, metavar="A=W,V=W,C=W",
-                   help="family weights in the class-wise ensemble E01 (default A=1,V=1,C=1: equal, paper 000)")
-    p.add_argument("--audio-classes", "--classes", dest="audio_classes", type=_csv, default=None,
-                   help="classes where the audio family takes part in E01, comma-separated (default bus,park,tram; "
-                   "paper 000 sec. 2.4)")
-    p.add_argument("--margin", default=None, help="confidence replacement margin, or 'none' (default 0.20; paper "
-                   "000 sec. 2.4)")
-    p.add_argument("--clamp", type=_floats, default=None, metavar="LOW,MID,HIGH",
-                   help="equation (1) thresholds (default 0.06,0.20,0.70)")
-    p.add_argument("--clamp-values", type=_floats, default=None, metavar="LOW,MID,HIGH",
-                   help="equation (1) values (default 0.001,0.06,0.99)")
+    p.add_argument(
+        "--audio",
+        nargs="+",
+        default=None,
+        metavar="PRED",
+        help="prediction folders / files of log-mel CNNs (family A: A01-A03 -> A04)",
+    )
+    p.add_argument(
+        "--frame",
+        nargs="+",
+        default=None,
+        metavar="PRED",
+        help="prediction folders / files of frame CNNs (family V: V01-V03 -> V04)",
+    )
+    p.add_argument(
+        "--clip",
+        nargs="+",
+        default=None,
+        metavar="PRED",
+        help="prediction folders / files of the CLIP Late Fusion Network or zero-shot CLIP (family C: C04)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="A=W,V=W,C=W",
+        help="family weights in the class-wise ensemble E01 (default A=1,V=1,C=1: equal, paper 000)",
+    )
+    p.add_argument(
+        "--audio-classes",
+        "--classes",
+        dest="audio_classes",
+        type=_csv,
+        default=None,
+        help="classes where the audio family takes part in E01, comma-separated (default bus,park,tram; "
+        "paper 000 sec. 2.4)",
+    )
+    p.add_argument(
+        "--margin", default=None, help="confidence replacement margin, or 'none' (default 0.20; paper 000 sec. 2.4)"
+    )
+    p.add_argument(
+        "--clamp",
+        type=_floats,
+        default=None,
+        metavar="LOW,MID,HIGH",
+        help="equation (1) thresholds (default 0.06,0.20,0.70)",
+    )
+    p.add_argument(
+        "--clamp-values",
+        type=_floats,
+        default=None,
+        metavar="LOW,MID,HIGH",
+        help="equation (1) values (default 0.001,0.06,0.99)",
+    )
     p.add_argument("--no-postprocess", action="store_true", help="no E02 (equation (1)); default: E02 written")
     p.add_argument("--no-renormalize", action="store_true", help="E01 rows not renormalised to sum to 1")
     p.add_argument("--no-segments", action="store_true", help="no 1-s segment-level stages (segments/)")
@@ -47,8 +87,14 @@ def add_ensemble_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_weights(text: str) -> dict[str, float]:
-    keys = {"a": "weight_audio", "audio": "weight_audio", "v": "weight_frame", "frame": "weight_frame",
-            "c": "weight_clip", "clip": "weight_clip"}
+    keys = {
+        "a": "weight_audio",
+        "audio": "weight_audio",
+        "v": "weight_frame",
+        "frame": "weight_frame",
+        "c": "weight_clip",
+        "clip": "weight_clip",
+    }
     out: dict[str, float] = {}
     for item in _csv(text):
         if "=" not in item:
@@ -82,7 +128,8 @@ def ensemble_config_from_args(args: argparse.Namespace) -> Any:
         if len(args.clamp_values) != 3:
             raise ValueError("--clamp-values expects three values LOW,MID,HIGH")
         tree.setdefault("clamp", {}).update(
-            dict(zip(("low_value", "mid_value", "high_value"), args.clamp_values, strict=True)))
+            dict(zip(("low_value", "mid_value", "high_value"), args.clamp_values, strict=True))
+        )
     if args.no_postprocess:
         tree["postprocess"] = False
     if args.no_renormalize:
@@ -107,6 +154,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"avs ensemble: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: summary[k] for k in ("members", "clips", "labelled_clips", "stages", "segment_stages")},
-                     indent=2))
+    print(
+        json.dumps(
+            {k: summary[k] for k in ("members", "clips", "labelled_clips", "stages", "segment_stages")}, indent=2
+        )
+    )
     return 0

@@ -77,8 +77,13 @@ class EnsembleJobConfig:
             raise ValueError("ensemble: margin must be >= 0 (or none)")
 
     def ensemble_config(self) -> EnsembleConfig:
-        return EnsembleConfig(audio_classes=tuple(self.audio_classes), replace_margin=self.margin,
-                              renormalize=self.renormalize, postprocess=self.postprocess, clamp=self.clamp)
+        return EnsembleConfig(
+            audio_classes=tuple(self.audio_classes),
+            replace_margin=self.margin,
+            renormalize=self.renormalize,
+            postprocess=self.postprocess,
+            clamp=self.clamp,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +113,9 @@ def _row_scores(m: Member, classes: tuple[str, ...]) -> Scores:
 def _segment_scores(m: Member, classes: tuple[str, ...]) -> Scores:
     """Row-level scores keyed ``clip_id<sep>segment`` (unique per row)."""
     s = _row_scores(m, classes)
-    ids = np.char.add(np.char.add(s.clip_ids.astype(str), KEY_SEP),
-                      np.asarray(m.table.column("segment").to_pylist()).astype(str))
+    ids = np.char.add(
+        np.char.add(s.clip_ids.astype(str), KEY_SEP), np.asarray(m.table.column("segment").to_pylist()).astype(str)
+    )
     return Scores(ids, s.probs, classes)
 
 
@@ -178,8 +184,12 @@ def _family_rows(members: list[Member], classes: tuple[str, ...]) -> Scores:
 def _e01(audio: Scores | None, videos: list[Scores], cfg: EnsembleJobConfig, video_weights: list[float]) -> Scores:
     if audio is None:
         return combine_families(videos, weights=video_weights, renormalize=cfg.renormalize)
-    return combine_families([audio, *videos], weights=[cfg.weight_audio, *video_weights],
-                            class_masks={0: tuple(cfg.audio_classes)}, renormalize=cfg.renormalize)
+    return combine_families(
+        [audio, *videos],
+        weights=[cfg.weight_audio, *video_weights],
+        class_masks={0: tuple(cfg.audio_classes)},
+        renormalize=cfg.renormalize,
+    )
 
 
 def run_ensemble(cfg: EnsembleJobConfig, stream: TextIO | None = None) -> dict[str, Any]:

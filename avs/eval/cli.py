@@ -11,13 +11,21 @@ from typing import Any
 
 
 def add_evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="*", metavar="[NAME=]PATH",
-                   help="predictions folders / files of `avs predict` (evaluated on their rows and on whole clips), "
-                   "ensemble folders of `avs ensemble` (every stage: A04, V04, C04, E01, E02), or per-clip score "
-                   "tables; NAME= names a system in the report (default: the folder / file name)")
-    p.add_argument("--out", required=True, help="report folder: systems.md / .csv (side by side), report.md, "
-                   "metrics.json, config.yaml, and per system <name>/ and <name>/segments/ with metrics.json, "
-                   "per_class.csv / .md, confusion.csv / .png")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="[NAME=]PATH",
+        help="predictions folders / files of `avs predict` (evaluated on their rows and on whole clips), "
+        "ensemble folders of `avs ensemble` (every stage: A04, V04, C04, E01, E02), or per-clip score "
+        "tables; NAME= names a system in the report (default: the folder / file name)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="report folder: systems.md / .csv (side by side), report.md, "
+        "metrics.json, config.yaml, and per system <name>/ and <name>/segments/ with metrics.json, "
+        "per_class.csv / .md, confusion.csv / .png",
+    )
     p.add_argument("--config", default=None, help="YAML file with evaluate settings (flags override it)")
     p.add_argument("--classes", default=None, help="class names, comma-separated (default: those of the first input)")
 

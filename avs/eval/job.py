@@ -156,27 +156,50 @@ def run_evaluate(cfg: EvaluateConfig, stream: TextIO | None = None) -> dict[str,
             entry["clips"] = write_report(out / s.name, y, scores.probs, classes, name=f"{s.name} (clips)")
         if s.segments is not None:
             scores, y = s.segments
-            entry["segments"] = write_report(out / s.name / "segments", y, scores.probs, classes,
-                                             name=f"{s.name} ({s.segment_kind})")
+            entry["segments"] = write_report(
+                out / s.name / "segments", y, scores.probs, classes, name=f"{s.name} ({s.segment_kind})"
+            )
         if entry["clips"] is None and entry["segments"] is None:
-            raise ValueError(f"{s.source}: no rows with a known label (classes {list(classes)}); the truth is the "
-                             "'label' column (the test split has none)")
+            raise ValueError(
+                f"{s.source}: no rows with a known label (classes {list(classes)}); the truth is the "
+                "'label' column (the test split has none)"
+            )
         results[s.name] = entry
 
-    header = ["system", "rows", "n_rows", "rows_log_loss", "rows_accuracy", "n_clips", "clips_log_loss",
-              "clips_accuracy"]
+    header = [
+        "system",
+        "rows",
+        "n_rows",
+        "rows_log_loss",
+        "rows_accuracy",
+        "n_clips",
+        "clips_log_loss",
+        "clips_accuracy",
+    ]
     rows = []
     for name, e in results.items():
         seg, clip = e["segments"] or {}, e["clips"] or {}
-        rows.append([name, e["segment_kind"] if e["segments"] else "-", seg.get("n"), seg.get("log_loss"),
-                     seg.get("accuracy"), clip.get("n"), clip.get("log_loss"), clip.get("accuracy")])
+        rows.append(
+            [
+                name,
+                e["segment_kind"] if e["segments"] else "-",
+                seg.get("n"),
+                seg.get("log_loss"),
+                seg.get("accuracy"),
+                clip.get("n"),
+                clip.get("log_loss"),
+                clip.get("accuracy"),
+            ]
+        )
     _write_csv(out / "systems.csv", header, rows)
     systems_md = markdown_table(
-        ["system", "rows", "n", "log-loss", "accuracy", "clips", "log-loss (clips)", "accuracy (clips)"], rows)
+        ["system", "rows", "n", "log-loss", "accuracy", "clips", "log-loss (clips)", "accuracy (clips)"], rows
+    )
     (out / "systems.md").write_text(systems_md)
     pc_header = ["class", *results]
-    pc_rows = [[c, *[(e["clips"] or e["segments"])["per_class"][c]["accuracy"] for e in results.values()]]
-               for c in classes]
+    pc_rows = [
+        [c, *[(e["clips"] or e["segments"])["per_class"][c]["accuracy"] for e in results.values()]] for c in classes
+    ]
     per_class_md = markdown_table(pc_header, pc_rows)
     (out / "per_class.md").write_text(per_class_md)
     report = [
@@ -188,8 +211,10 @@ def run_evaluate(cfg: EvaluateConfig, stream: TextIO | None = None) -> dict[str,
         "\n## Accuracy per class (whole clips)\n",
         per_class_md,
         "\n## Confusion matrices\n",
-        *[f"- {n}: `{n}/confusion.png`" + (f", `{n}/segments/confusion.png`" if e["segments"] else "") + "\n"
-          for n, e in results.items()],
+        "".join(
+            f"- {n}: `{n}/confusion.png`" + (f", `{n}/segments/confusion.png`" if e["segments"] else "") + "\n"
+            for n, e in results.items()
+        ),
     ]
     (out / "report.md").write_text("\n".join(report))
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

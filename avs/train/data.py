@@ -64,8 +64,9 @@ def feature_info(shards: str, name: str) -> FeatureInfo:
     """Read the schema of ``shards/name/part-*.parquet`` (first part) into a ``FeatureInfo``."""
     storage = Storage(f"{shards.rstrip('/')}/{name}")
     if not storage.exists(""):
-        raise FileNotFoundError(f"feature set folder {storage.uri} does not exist (expected SHARDS/<feature_set>/ "
-                                "written by `avs extract`)")
+        raise FileNotFoundError(
+            f"feature set folder {storage.uri} does not exist (expected SHARDS/<feature_set>/ written by `avs extract`)"
+        )
     parts = tuple(storage.list("", prefix="part-", suffix=".parquet"))
     if not parts:
         raise FileNotFoundError(f"no part-*.parquet files in {storage.uri}")
@@ -78,16 +79,28 @@ def feature_info(shards: str, name: str) -> FeatureInfo:
         if shape is None:
             shape = (schema.field(name).type.list_size,)
         if int(np.prod(shape)) != schema.field(name).type.list_size:
-            raise ValueError(f"{storage.uri}: avs.shape {list(shape)} does not match the column size "
-                             f"{schema.field(name).type.list_size}")
+            raise ValueError(
+                f"{storage.uri}: avs.shape {list(shape)} does not match the column size "
+                f"{schema.field(name).type.list_size}"
+            )
     elif IMAGE_COLUMN in schema.names and pa.types.is_binary(schema.field(IMAGE_COLUMN).type):
         column, kind = IMAGE_COLUMN, "image"
         shape = shape or (0, 0, 3)
     else:
-        raise ValueError(f"{storage.uri}: no feature column {name!r} (fixed_size_list<float32>) and no binary "
-                         f"{IMAGE_COLUMN!r} column; columns: {schema.names}")
-    return FeatureInfo(name=name, folder=storage.uri, column=column, kind=kind, shape=tuple(int(s) for s in shape),
-                       columns=tuple(schema.names), extractor=extractor, parts=parts)
+        raise ValueError(
+            f"{storage.uri}: no feature column {name!r} (fixed_size_list<float32>) and no binary "
+            f"{IMAGE_COLUMN!r} column; columns: {schema.names}"
+        )
+    return FeatureInfo(
+        name=name,
+        folder=storage.uri,
+        column=column,
+        kind=kind,
+        shape=tuple(int(s) for s in shape),
+        columns=tuple(schema.names),
+        extractor=extractor,
+        parts=parts,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +172,11 @@ def _key_columns(table: pa.Table, labels: list[str]) -> dict[str, Any]:
     for name in KEY_COLUMNS:
         if name in table.column_names:
             out[name] = table.column(name).to_numpy(zero_copy_only=False)
-    out["split"] = (table.column("split").to_numpy(zero_copy_only=False) if "split" in table.column_names
-                    else np.asarray([""] * table.num_rows, dtype=object))
+    out["split"] = (
+        table.column("split").to_numpy(zero_copy_only=False)
+        if "split" in table.column_names
+        else np.asarray([""] * table.num_rows, dtype=object)
+    )
     out["label"] = np.asarray(labels, dtype=object)
     return out
 
@@ -229,10 +245,13 @@ def read_joined_part(spec: DataSpec, part: str, split: str | None) -> pa.Table:
         else:
             cols = [*JOIN_KEYS, column]
         if not storage.exists(part):
-            raise FileNotFoundError(f"{storage.path(part)} is missing: the feature sets {list(spec.features)} were "
-                                    "not written by one `avs extract` run (their part files differ)")
+            raise FileNotFoundError(
+                f"{storage.path(part)} is missing: the feature sets {list(spec.features)} were "
+                "not written by one `avs extract` run (their part files differ)"
+            )
         t = pq.read_table(storage.path(part), filesystem=storage.fs, columns=cols, filters=filters)
         tables.append(t.rename_columns([f"__f{i}" if c == column else c for c in t.column_names]))
+
     # Acero joins no list columns: join the keys with row numbers, then take the rows.
     def keyed(t: pa.Table, i: int) -> pa.Table:
         return t.select(list(JOIN_KEYS)).append_column(f"__r{i}", pa.array(np.arange(t.num_rows), pa.int64()))
@@ -244,8 +263,10 @@ def read_joined_part(spec: DataSpec, part: str, split: str | None) -> pa.Table:
     joined = tables[0].take(index.column("__r0"))
     for i, t in enumerate(tables[1:], start=1):
         joined = joined.append_column(f"__f{i}", t.column(f"__f{i}").take(index.column(f"__r{i}")))
-    parts = [fixed_list_to_numpy(joined.column(f"__f{i}"), spec.shapes[i]).reshape(joined.num_rows, -1)
-             for i in range(len(spec.features))]
+    parts = [
+        fixed_list_to_numpy(joined.column(f"__f{i}"), spec.shapes[i]).reshape(joined.num_rows, -1)
+        for i in range(len(spec.features))
+    ]
     x = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0), np.float32)
     flat = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), x.shape[1])
     keep = [c for c in joined.column_names if not c.startswith("__f")]
@@ -271,7 +292,7 @@ def _read(spec: DataSpec, split: str | None, columns: list[str]):
     from ray.data.expressions import col, lit
 
     storage = Storage(folder_of(spec, spec.features[0]))
-    ds = ray.data.read_parquet(storage.path(""), filesystem=storage.fs, columns=columns)
+    ds = ray.data.read_parquet(storage.path(""), filesystem=storage.fs).select_columns(columns)
     if split is not None:
         ds = ds.filter(expr=col("split") == lit(split))
     return ds
@@ -297,12 +318,17 @@ def split_dataset(
         for name in spec.features[1:]:
             other = feature_info(spec.shards, name)
             if set(other.parts) != set(first.parts):
-                raise ValueError(f"feature sets {first.name} and {name} have different part files: they were not "
-                                 "written by one `avs extract` run and cannot be joined part by part")
+                raise ValueError(
+                    f"feature sets {first.name} and {name} have different part files: they were not "
+                    "written by one `avs extract` run and cannot be joined part by part"
+                )
         ds = ray.data.from_items([{"part": p} for p in first.parts], override_num_blocks=len(first.parts))
-        ds = ds.map_batches(joined_batch, batch_size=1, batch_format="numpy",
-                            fn_kwargs={"spec": spec, "split": split, "keep_keys": keep_keys,
-                                       "drop_unlabeled": drop_unlabeled})
+        ds = ds.map_batches(
+            joined_batch,
+            batch_size=1,
+            batch_format="numpy",
+            fn_kwargs={"spec": spec, "split": split, "keep_keys": keep_keys, "drop_unlabeled": drop_unlabeled},
+        )
         return ds.limit(limit) if limit else ds
     if "split" not in first.columns and split is not None:
         raise ValueError(f"{first.folder} has no 'split' column; cannot select split {split!r}")
@@ -312,8 +338,12 @@ def split_dataset(
         ds = ds.limit(limit)
     kwargs = {"spec": spec, "keep_keys": keep_keys, "drop_unlabeled": drop_unlabeled}
     if spec.kind == "image":
-        return ds.map_batches(frame_batch, batch_size=min(batch_rows, 32), batch_format="pyarrow",
-                              fn_kwargs={**kwargs, "train": train, "augment": augment})
+        return ds.map_batches(
+            frame_batch,
+            batch_size=min(batch_rows, 32),
+            batch_format="pyarrow",
+            fn_kwargs={**kwargs, "train": train, "augment": augment},
+        )
     return ds.map_batches(vector_batch, batch_size=batch_rows, batch_format="pyarrow", fn_kwargs=kwargs)
 
 
@@ -338,13 +368,21 @@ def label_counts(spec: DataSpec, split: str | None, limit: int | None = None) ->
         ds = _read(spec, split, columns)
         if limit:
             ds = ds.limit(limit)
-        rows = ds.map_batches(_count_batch, batch_format="pyarrow", batch_size=4096,
-                              fn_kwargs={"label_column": spec.label_column, "classes": spec.classes}).take_all()
+        rows = ds.map_batches(
+            _count_batch,
+            batch_format="pyarrow",
+            batch_size=4096,
+            fn_kwargs={"label_column": spec.label_column, "classes": spec.classes},
+        ).take_all()
         counts = np.sum([r["counts"] for r in rows], axis=0) if rows else np.zeros(len(spec.classes), np.int64)
         unknown = int(sum(int(r["unknown"]) for r in rows))
     per_class = {c: int(n) for c, n in zip(spec.classes, counts, strict=True)}
-    return {"rows": int(sum(per_class.values())) + unknown, "labelled": int(sum(per_class.values())),
-            "unknown": unknown, "per_class": per_class}
+    return {
+        "rows": int(sum(per_class.values())) + unknown,
+        "labelled": int(sum(per_class.values())),
+        "unknown": unknown,
+        "per_class": per_class,
+    }
 
 
 def _moment_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -70,6 +70,7 @@ def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, DataSpec]:
     """
     from avs.models import model_config, model_names
     from avs.models.base import MODELS
+    from avs.models.timm_cnn import TimmClassifierConfig, resolve_timm_weights
 
     if cfg.model not in model_names():
         raise ValueError(f"unknown model {cfg.model!r}; registered: {model_names()}")
@@ -87,6 +88,8 @@ def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, DataSpec]:
     params.setdefault("num_classes", len(cfg.classes))
     defaults = {f.name: f.default for f in dataclasses.fields(MODELS.get(cfg.model).config)}
     fields = set(defaults)
+    if "random_init" not in fields and params.get("random_init") is True:
+        params.pop("random_init")  # --random-init on a model that always starts from random weights (CLIP fusion)
     if "input_dims" in fields and "input_dims" not in params:
         params["input_dims"] = [i.dims for i in infos]
         if len(infos) != len(defaults.get("branch_names") or ()) and "branch_names" not in params:
@@ -94,15 +97,22 @@ def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, DataSpec]:
     if "in_chans" in fields and "in_chans" not in params and family == "logmel" and len(infos[0].shape) == 3:
         params["in_chans"] = int(infos[0].shape[0])
     mcfg = model_config(cfg.model, params)  # unknown / invalid model options fail here, before Ray starts
+    if isinstance(mcfg, TimmClassifierConfig) and not os.environ.get("RAY_ADDRESS"):
+        # embedded Ray: the workers see this machine's weight caches, so missing ImageNet weights fail now with
+        # MissingWeightsError rather than in every worker (on a cluster only the workers' caches count)
+        resolve_timm_weights(mcfg)
     image_size = None
     if family == "frame":
         image_size = cfg.image_size or getattr(mcfg, "input_size", None) or tuple(infos[0].shape[:2])
         image_size = tuple(int(v) for v in image_size)
     if family == "clip" and "input_dims" in fields and list(mcfg.input_dims) != [i.dims for i in infos]:
-        raise ValueError(f"model input_dims {list(mcfg.input_dims)} do not match the feature sets "
-                         f"{[f'{i.name}: {i.dims}' for i in infos]}")
-    resolved = dataclasses.replace(cfg.with_recipe(family), model_params=params,
-                                   image_size=image_size if family == "frame" else cfg.image_size)
+        raise ValueError(
+            f"model input_dims {list(mcfg.input_dims)} do not match the feature sets "
+            f"{[f'{i.name}: {i.dims}' for i in infos]}"
+        )
+    resolved = dataclasses.replace(
+        cfg.with_recipe(family), model_params=params, image_size=image_size if family == "frame" else cfg.image_size
+    )
     spec = DataSpec(
         shards=cfg.shards,
         family=family,
@@ -162,8 +172,10 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     out = Storage(cfg.out)
     snapshot = f"{cfg.name}/{SNAPSHOT_FILE}"
     if out.exists(snapshot) and not cfg.resume:
-        raise ValueError(f"{out.path(cfg.name)} already holds a training run; pass --resume to continue it from its "
-                         "latest checkpoint, or choose another --out (or --name)")
+        raise ValueError(
+            f"{out.path(cfg.name)} already holds a training run; pass --resume to continue it from its "
+            "latest checkpoint, or choose another --out (or --name)"
+        )
     cfg, spec = resolve_config(cfg)
     recipe = cfg.recipe()
     init_ray()
@@ -178,8 +190,10 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     for part in ("train", "val"):
         if counts[part]["labelled"] == 0:
             split = cfg.train_split if part == "train" else cfg.val_split
-            raise ValueError(f"no labelled rows in split {split!r} of {spec.shards}/{spec.features[0]} "
-                             f"(classes {list(cfg.classes)}); check --train-split / --val-split / --classes")
+            raise ValueError(
+                f"no labelled rows in split {split!r} of {spec.shards}/{spec.features[0]} "
+                f"(classes {list(cfg.classes)}); check --train-split / --val-split / --classes"
+            )
     train_ds = split_dataset(spec, cfg.train_split, train=True, augment=cfg.augment, limit=cfg.max_train_rows)
     if spec.family == "logmel" and cfg.standardize:
         mean, std = channel_stats(split_dataset(spec, cfg.train_split, limit=cfg.max_train_rows))
@@ -261,10 +275,16 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
         "seconds": {"scan": round(scan_s, 3), "fit": round(fit_s, 3), "total": round(time.perf_counter() - t_start, 3)},
         "run_folder": out.path(cfg.name),
         "best_checkpoint": best_ckpt.path,
-        "outputs": {"model": out.path("best/model.safetensors"), "metrics": out.path("metrics.json"),
-                    "config": out.path("config.yaml")},
-        "versions": {"avs": avs.__version__, "ray": __import__("ray").__version__,
-                     "torch": __import__("torch").__version__},
+        "outputs": {
+            "model": out.path("best/model.safetensors"),
+            "metrics": out.path("metrics.json"),
+            "config": out.path("config.yaml"),
+        },
+        "versions": {
+            "avs": avs.__version__,
+            "ray": __import__("ray").__version__,
+            "torch": __import__("torch").__version__,
+        },
     }
     out.write_json("metrics.json", summary)
     return summary

@@ -176,17 +176,28 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
         info = feature_info(cfg.shards, cfg.zeroshot)
         stored = list(info.extractor.get("classes") or [])
         if info.kind != "vector" or len(info.shape) != 1 or len(stored) != info.shape[0]:
-            raise ValueError(f"{info.folder} is not a clip-zeroshot set (needs a [n_classes] column and the class "
-                             f"names in its avs.extractor metadata)")
+            raise ValueError(
+                f"{info.folder} is not a clip-zeroshot set (needs a [n_classes] column and the class "
+                f"names in its avs.extractor metadata)"
+            )
         classes = tuple(cfg.classes or stored)
         missing = [c for c in classes if c not in stored]
         if missing:
             raise ValueError(f"{cfg.zeroshot} has no classes {missing}; it has {stored}")
-        spec = DataSpec(shards=cfg.shards, family="clip", features=(cfg.zeroshot,), columns=(info.column,),
-                        shapes=(info.shape,), classes=classes)
+        spec = DataSpec(
+            shards=cfg.shards,
+            family="clip",
+            features=(cfg.zeroshot,),
+            columns=(info.column,),
+            shapes=(info.shape,),
+            classes=classes,
+        )
         ds = split_dataset(spec, split, limit=cfg.max_rows, keep_keys=True, drop_unlabeled=False)
-        ds = ds.map_batches(_zeroshot_batch, batch_format="numpy",
-                            fn_kwargs={"order": [stored.index(c) for c in classes], "classes": list(classes)})
+        ds = ds.map_batches(
+            _zeroshot_batch,
+            batch_format="numpy",
+            fn_kwargs={"order": [stored.index(c) for c in classes], "classes": list(classes)},
+        )
         source = {"kind": "zeroshot", "feature_set": cfg.zeroshot, "extractor": info.extractor}
         device = "cpu"
     else:
@@ -214,11 +225,22 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
             compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
             num_gpus=1 if device == "cuda" else None,
         )
-        source = {"kind": "model", "model": path, "model_name": meta.get("model_name"), "family": spec.family,
-                  "features": list(spec.features), "epoch": extra.get("epoch"), "val_metrics": extra.get("metrics")}
+        source = {
+            "kind": "model",
+            "model": path,
+            "model_name": meta.get("model_name"),
+            "family": spec.family,
+            "features": list(spec.features),
+            "epoch": extra.get("epoch"),
+            "val_metrics": extra.get("metrics"),
+        }
         del model
-    print(f"[avs predict] {source.get('model_name') or source.get('feature_set')} on split "
-          f"{split or 'all'} of {spec.shards} ({device})", file=log, flush=True)
+    print(
+        f"[avs predict] {source.get('model_name') or source.get('feature_set')} on split "
+        f"{split or 'all'} of {spec.shards} ({device})",
+        file=log,
+        flush=True,
+    )
     t = time.perf_counter()
     table = _to_table(ds, classes)
     predict_s = time.perf_counter() - t
@@ -246,8 +268,11 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
         "device": device,
         "seconds": {"predict": round(predict_s, 3), "total": round(time.perf_counter() - t_start, 3)},
         "rows_per_s": table.num_rows / predict_s if predict_s > 0 else None,
-        "outputs": {"predictions": out.path(PREDICTIONS_FILE), "config": out.path("config.yaml"),
-                    "summary": out.path("predict.json")},
+        "outputs": {
+            "predictions": out.path(PREDICTIONS_FILE),
+            "config": out.path("config.yaml"),
+            "summary": out.path("predict.json"),
+        },
     }
     out.write_json("predict.json", summary)
     return summary
@@ -270,6 +295,7 @@ def read_predictions(path: str) -> tuple[pa.Table, tuple[str, ...]]:
     else:
         from avs.ensemble.scores import NON_CLASS_COLUMNS
 
-        classes = tuple(f.name for f in table.schema
-                        if f.name not in NON_CLASS_COLUMNS and pa.types.is_floating(f.type))
+        classes = tuple(
+            f.name for f in table.schema if f.name not in NON_CLASS_COLUMNS and pa.types.is_floating(f.type)
+        )
     return table, classes

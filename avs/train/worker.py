@@ -149,7 +149,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     val_shard = ray.train.get_dataset_shard("val")
     rows = config.get("rows", {})
     train_rows = max(1, int(rows.get("train", 0)) // world)
-    drop_last = train_rows > recipe.batch_size  # BatchNorm cannot train on a last batch of one row
+    drop_last = train_rows % recipe.batch_size == 1 and train_rows > 1  # BatchNorm cannot train on 1 row
     audio_aug = AudioAugmentConfig()
     log = _Lines(sys.stdout)
     if rank == 0 and start_epoch > 1:
@@ -161,8 +161,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         model.train()
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        progress = Progress(total=train_rows, what="samples", interval_s=30.0, stream=log,
-                            label=f"avs train epoch {epoch}/{recipe.epochs}")
+        progress = Progress(
+            total=train_rows,
+            what="samples",
+            interval_s=30.0,
+            stream=log,
+            label=f"avs train epoch {epoch}/{recipe.epochs}",
+        )
         loss_sum = correct = seen = 0.0
         for batch in train_shard.iter_torch_batches(
             batch_size=recipe.batch_size,
@@ -239,18 +244,28 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 f"[avs train] epoch {epoch}/{recipe.epochs}: train loss {metrics['train_loss']:.4f} "
                 f"acc {metrics['train_accuracy']:.3f} | val loss {metrics['val_loss']:.4f} "
                 f"log-loss {metrics['val_log_loss']:.4f} acc {metrics['val_accuracy']:.3f} | lr {lr:.3g} | "
-                f"{metrics['samples_per_s']:.1f} samples/s x {world} worker(s), epoch {_fmt_seconds(epoch_s)}, "
+                f"{metrics['samples_per_s']:.1f} samples/s ({world} worker(s)), epoch {_fmt_seconds(epoch_s)}, "
                 f"ETA {_fmt_seconds(eta)}",
                 file=log,
                 flush=True,
             )
             with tempfile.TemporaryDirectory(prefix="avs-ckpt-") as tmp:
-                state = {"epoch": epoch, "history": history, "starts": starts,
-                         "grad_scaler": scaler.state_dict() if scaler is not None else None}
-                extra = {"epoch": epoch, "metrics": metrics, "data": config["data"], "train": config["cfg"],
-                         "classes": list(spec.classes)}
-                save_checkpoint(os.path.join(tmp, CHECKPOINT_FILE), model, extra,
-                                optimizer=optimizer, scheduler=scheduler)
+                state = {
+                    "epoch": epoch,
+                    "history": history,
+                    "starts": starts,
+                    "grad_scaler": scaler.state_dict() if scaler is not None else None,
+                }
+                extra = {
+                    "epoch": epoch,
+                    "metrics": metrics,
+                    "data": config["data"],
+                    "train": config["cfg"],
+                    "classes": list(spec.classes),
+                }
+                save_checkpoint(
+                    os.path.join(tmp, CHECKPOINT_FILE), model, extra, optimizer=optimizer, scheduler=scheduler
+                )
                 with open(os.path.join(tmp, STATE_FILE), "w") as fh:
                     json.dump(state, fh, indent=1)
                 ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp))
