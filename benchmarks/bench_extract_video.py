@@ -24,10 +24,10 @@ open_clip's preprocess -> ``model.encode_image`` on a batch of one -> L2 normali
 (``open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)``): the same cost as the real ones.
 
 avs: ``avs extract CLIPS --dataset folder --config cfg.yaml --clip-random-weights`` with
-``video: {sampling: even, n_frames: 12, short_side: 224}`` and one ``clip`` feature set per encoder (the
-video branch only; the clips have no audio). run.json must count every clip written; its
-``branches.video.first_result_s`` and ``worker_seconds`` (decode / feature / write seconds summed over
-workers) say where the time went.
+``video: {sampling: even, n_frames: 12, short_side: 224}`` (288 with RN50x4, its input size) and one
+``clip`` feature set per encoder (the video branch only; the clips have no audio). run.json must count
+every clip written; its ``branches.video.first_result_s`` and ``worker_seconds`` (decode / feature / write
+seconds summed over workers) say where the time went.
 
 GPU (``--device cuda``): avs runs with its CUDA feature workers (CLIP in fp16, frames decoded on the CPU by
 decord / PyAV inside ``avs extract``); ``--dali`` adds an in-process measurement of DALI (NVDEC) decoding +
@@ -44,7 +44,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -223,6 +222,11 @@ def clip_info(folder: Path) -> dict[str, float]:
     return info
 
 
+def short_side(encoders: list[tuple[str, str]]) -> int:
+    """Decode-time short side: the largest encoder input (RN50x4: 288 px; RN101, ViT-B-32: 224 px)."""
+    return 288 if any(m == "RN50x4" for _, m in encoders) else 224
+
+
 def dali_throughput(folder: Path, encoders: list[tuple[str, str]], seconds: float, batch_files: int) -> dict:
     """In-process: DALI (NVDEC) frames -> ClipImageEmbedder (fp16) on the GPU; clips/s after warm-up."""
     import torch
@@ -232,6 +236,9 @@ def dali_throughput(folder: Path, encoders: list[tuple[str, str]], seconds: floa
     from avs.features.clip_image import ClipEncoderConfig, ClipImageEmbedder
 
     paths = sorted(folder.glob("*.mp4"))
+    info = clip_info(folder)
+    short = short_side(encoders)  # aspect kept, as avs extract's video.short_side
+    size = (short, int(round(short * info["width"] / info["height"])))
     times = sample_times(seconds, FrameSampling("even", n_frames=N_FRAMES))
     embedders = [
         ClipImageEmbedder(ClipEncoderConfig(model, random_weights=True, precision="fp16"), device="cuda")
@@ -239,7 +246,7 @@ def dali_throughput(folder: Path, encoders: list[tuple[str, str]], seconds: floa
     ]
 
     def run(chunk: list[Path]) -> None:
-        batches = read_frames_dali(chunk, times, size=(224, 224), output="torch", max_batch_size=batch_files)
+        batches = read_frames_dali(chunk, times, size=size, output="torch", max_batch_size=batch_files)
         frames = torch.cat([b.frames for b in batches])  # (files * 12, 224, 224, 3) uint8 on the GPU
         for e in embedders:
             e(frames).cpu()
@@ -261,14 +268,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=720, help="clip height, 16:9 (default 720: 1280x720)")
     ap.add_argument("--x264-preset", default="veryfast", help="libx264 preset for making the clips (default veryfast)")
     ap.add_argument(
-        "--work", default="/tmp/avs-bench-video", help="folder for clips (kept) and outputs (default /tmp/avs-bench-video)"
+        "--work",
+        default="/tmp/avs-bench-video",
+        help="folder for clips (kept) and outputs (default /tmp/avs-bench-video)",
     )
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="avs and reference device")
-    ap.add_argument("--encoders", choices=sorted(ENCODERS), default="vitb32", help="vitb32 | all (RN50x4, RN101, ViT-B-32)")
+    ap.add_argument(
+        "--encoders", choices=sorted(ENCODERS), default="vitb32", help="vitb32 | all (RN50x4, RN101, ViT-B-32)"
+    )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to avs extract --set")
     ap.add_argument("--skip-reference", action="store_true", help="time avs only")
     ap.add_argument("--skip-avs", action="store_true", help="time the reference only")
     ap.add_argument("--dali", action="store_true", help="also time DALI + GPU CLIP in-process (needs CUDA + DALI)")
+    ap.add_argument(
+        "--reference-threads",
+        type=int,
+        default=None,
+        help="torch / OpenMP threads of the reference (default: torch's default, one per core, as the paper's loop)",
+    )
     ap.add_argument("--label", default="", help="a note for the results (e.g. the machine's load)")
     ap.add_argument("--results", default=None, help="markdown file to append the result to")
     args = ap.parse_args(argv)
@@ -297,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_reference:
         shutil.rmtree(work / "ref-out", ignore_errors=True)
         ref_device = "cuda" if args.device == "cuda" else "cpu"
+        env = None
+        if args.reference_threads:
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.reference_threads))
+            result["reference_threads"] = args.reference_threads
         ref_s, _ = timed(
             [
                 sys.executable,
@@ -307,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                 ref_device,
                 ",".join(m for _, m in encoders),
                 str(N_FRAMES),
-            ]
+            ],
+            env=env,
         )
         saved = len(list((work / "ref-out").glob("*.npy")))
         assert saved == args.clips * len(encoders), saved
@@ -316,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_avs:
         cfg = {
-            "video": {"sampling": "even", "n_frames": N_FRAMES, "short_side": 224},
+            "video": {"sampling": "even", "n_frames": N_FRAMES, "short_side": short_side(encoders)},
             "features": [{"name": n, "extractor": "clip", "params": {"model": m}} for n, m in encoders],
         }
         work.mkdir(parents=True, exist_ok=True)
@@ -373,8 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         v = result["video"]
         with open(args.results, "a") as fh:
             fh.write(
-                f"\n## {time.strftime('%Y-%m-%d %H:%M')} — {args.clips} x {args.seconds:g}-s {v['width']}x{v['height']} "
-                f"H.264, {N_FRAMES} frames + {', '.join(result['encoders'])} ({args.device})\n\n"
+                f"\n## {time.strftime('%Y-%m-%d %H:%M')} — {args.clips} x {args.seconds:g}-s "
+                f"{v['width']}x{v['height']} H.264, {N_FRAMES} frames + {', '.join(result['encoders'])} "
+                f"({args.device})\n\n"
             )
             line = f"`python benchmarks/bench_extract_video.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
             fh.write(line + "\n\n")
