@@ -41,9 +41,11 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -175,14 +177,28 @@ def make_clips(folder: Path, n: int, seconds: float, height: int, preset: str) -
 
 
 # ------------------------------------------------------------------------------------------------ timing
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
-    return seconds, proc.stdout + proc.stderr
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, list[float]]:
+    """Run ``cmd``; (wall seconds, the 1-min load average sampled every 5 s while it ran)."""
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryFile("w+") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        while True:
+            try:
+                proc.wait(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                loads.append(os.getloadavg()[0])
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            log.seek(0)
+            sys.stderr.write(log.read()[-8000:])
+            raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}")
+    return seconds, loads
+
+
+def load_summary(loads: list[float]) -> dict[str, float]:
+    return {"mean": round(float(np.mean(loads)), 2), "max": round(float(np.max(loads)), 2)}
 
 
 def machine() -> dict[str, str]:
@@ -318,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.reference_threads:
             env = dict(os.environ, OMP_NUM_THREADS=str(args.reference_threads))
             result["reference_threads"] = args.reference_threads
-        ref_s, _ = timed(
+        ref_s, ref_loads = timed(
             [
                 sys.executable,
                 "-c",
@@ -333,7 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         saved = len(list((work / "ref-out").glob("*.npy")))
         assert saved == args.clips * len(encoders), saved
-        result.update({"reference_wall_s": round(ref_s, 2), "reference_clips_per_s": round(args.clips / ref_s, 3)})
+        result.update(
+            {
+                "reference_wall_s": round(ref_s, 2),
+                "reference_clips_per_s": round(args.clips / ref_s, 3),
+                "reference_load_avg_1min": load_summary(ref_loads),
+            }
+        )
         print(f"reference: {ref_s:.1f} s, {args.clips / ref_s:.3f} clips/s", flush=True)
 
     if not args.skip_avs:
@@ -361,15 +383,16 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for item in args.set:
             cmd += ["--set", item]
-        avs_s, _ = timed(cmd)
+        avs_s, avs_loads = timed(cmd)
         run = json.loads((work / "avs-out" / "run.json").read_text())
         video = run["branches"]["video"]
         assert run["counts"]["clips_written"] == args.clips, run["counts"]
         assert video["counts"]["rows_written"] == args.clips * N_FRAMES, video["counts"]
         result.update(
             {
-                "avs_command": " ".join(cmd[1:]),
+                "avs_command": shlex.join(["avs", *cmd[1:]]),
                 "avs_wall_s": round(avs_s, 2),
+                "avs_load_avg_1min": load_summary(avs_loads),
                 "avs_clips_per_s": round(args.clips / avs_s, 3),
                 "avs_in_pipeline_s": run["seconds"],
                 "avs_first_result_s": video["first_result_s"],
@@ -399,14 +422,24 @@ def main(argv: list[str] | None = None) -> int:
                 f"{v['width']}x{v['height']} H.264, {N_FRAMES} frames + {', '.join(result['encoders'])} "
                 f"({args.device})\n\n"
             )
-            line = f"`python benchmarks/bench_extract_video.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
+            given = argv if argv is not None else sys.argv[1:]
+            line = f"`{shlex.join(['python', 'benchmarks/bench_extract_video.py', *given])}`"
             fh.write(line + "\n\n")
-            if "ratio" in result:
-                fh.write(
-                    f"avs **{result['avs_clips_per_s']} clips/s**, reference {result['reference_clips_per_s']} "
-                    f"clips/s: **{result['ratio']}x**; load average {result['load_avg_start']} -> "
-                    f"{result['load_avg_end']}\n\n"
+            parts = []
+            if "avs_clips_per_s" in result:
+                parts.append(
+                    f"avs **{result['avs_clips_per_s']} clips/s** (load {result['avs_load_avg_1min']['mean']})"
                 )
+            if "reference_clips_per_s" in result:
+                parts.append(
+                    f"reference {result['reference_clips_per_s']} clips/s "
+                    f"(load {result['reference_load_avg_1min']['mean']})"
+                )
+            if "ratio" in result:
+                parts.append(f"ratio **{result['ratio']}x**")
+            if "dali_gpu_clip_clips_per_s" in result:
+                parts.append(f"DALI + GPU CLIP **{result['dali_gpu_clip_clips_per_s']} clips/s**")
+            fh.write("; ".join(parts) + " (load: mean 1-min load average while that side ran)\n\n")
             fh.write("```json\n" + json.dumps(result, indent=2) + "\n```\n")
     return 0
 
