@@ -12,37 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import yaml
-
-from avs.config import deep_merge, dump_yaml, from_dict, load_yaml
-
-
-def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node: Any = tree
-    for i, key in enumerate(keys[:-1]):
-        nxt_is_index = keys[i + 1].isdigit()
-        if isinstance(node, list):
-            node = node[int(key)]
-            continue
-        if key not in node or node[key] is None:
-            node[key] = [] if nxt_is_index else {}
-        node = node[key]
-    last = keys[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
-
-
-def _parse_set(items: Sequence[str]) -> list[tuple[str, Any]]:
-    out = []
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        out.append((key.strip(), yaml.safe_load(raw)))
-    return out
+from avs.config import deep_merge, dump_yaml, layered, load_yaml
 
 
 # ----------------------------------------------------------------------------------------------- extract
@@ -132,19 +102,23 @@ def extract_config_from_args(args: argparse.Namespace) -> Any:
         "pipeline.max_failure_fraction": args.max_failure_fraction,
         "pipeline.retry_errors": False if args.no_retry_errors else None,
     }
-    for key, value in flags.items():
-        if value is not None:
-            _set_path(tree, key, value)
-    for key, value in _parse_set(args.set):
-        _set_path(tree, key, value)
-    if getattr(args, "clip_random_weights", False):
-        for feature in tree.get("features", []):
-            params = feature.setdefault("params", {})
-            if feature.get("extractor") == "clip":
-                params["random_weights"] = True
-            elif feature.get("extractor") == "clip-zeroshot":
-                params.setdefault("encoder", {})["random_weights"] = True
-    return from_dict(ExtractConfig, tree)
+    cfg = layered(ExtractConfig, tree, flags, args.set)
+    return with_random_clip_weights(cfg) if getattr(args, "clip_random_weights", False) else cfg
+
+
+def with_random_clip_weights(cfg: Any) -> Any:
+    """``--clip-random-weights``: every CLIP feature set of ``cfg`` uses (seeded) random weights."""
+    import dataclasses
+
+    features = []
+    for f in cfg.features:
+        params = dict(f.params)
+        if f.extractor == "clip":
+            params["random_weights"] = True
+        elif f.extractor == "clip-zeroshot":
+            params["encoder"] = {**dict(params.get("encoder") or {}), "random_weights": True}
+        features.append(dataclasses.replace(f, params=params))
+    return dataclasses.replace(cfg, features=tuple(features))
 
 
 def cmd_extract(args: argparse.Namespace) -> int:

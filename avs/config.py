@@ -118,3 +118,44 @@ def dump_yaml(cfg: Any, path: str | Path) -> None:
 
     with open(path, "w") as fh:
         yaml.safe_dump(to_dict(cfg), fh, sort_keys=False)
+
+
+def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """``tree["a"]["b"][0]["c"] = value`` for ``dotted = "a.b.0.c"`` (missing levels are created)."""
+    keys = dotted.split(".")
+    node: Any = tree
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            node = node[int(key)]
+            continue
+        if key not in node or node[key] is None:
+            node[key] = [] if keys[i + 1].isdigit() else {}
+        node = node[key]
+    if isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> list[tuple[str, Any]]:
+    """``--set key=value`` pairs; values are read as YAML (numbers, lists, booleans, null)."""
+    import yaml
+
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        out.append((key.strip(), yaml.safe_load(raw)))
+    return out
+
+
+def layered(cls: type[T], tree: dict[str, Any], flags: Mapping[str, Any], sets: list[str] | tuple[str, ...]) -> T:
+    """The job-boundary rule for every command: ``tree`` (preset merged with YAML) < flags (dotted keys,
+    None = not given) < ``--set key=value``; then the frozen config ``cls``."""
+    for key, value in flags.items():
+        if value is not None:
+            set_path(tree, key, value)
+    for key, value in parse_set(sets):
+        set_path(tree, key, value)
+    return from_dict(cls, tree)

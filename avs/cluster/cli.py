@@ -80,9 +80,8 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
 
 
 def cluster_config_from_args(args: argparse.Namespace) -> Any:
-    from avs.cli import _parse_set, _set_path  # lazy: avs.cli imports this module
     from avs.cluster.config import ClusterConfig
-    from avs.config import from_dict, load_yaml
+    from avs.config import layered, load_yaml
 
     tree: dict[str, Any] = load_yaml(args.config) if args.config else {}
     tree["features"] = args.features
@@ -101,12 +100,7 @@ def cluster_config_from_args(args: argparse.Namespace) -> Any:
         "frames": args.frames,
         "gallery_per_cluster": args.gallery_per_cluster,
     }
-    for key, value in flags.items():
-        if value is not None:
-            tree[key] = value
-    for key, value in _parse_set(args.set):
-        _set_path(tree, key, value)
-    return from_dict(ClusterConfig, tree)
+    return layered(ClusterConfig, tree, flags, args.set)
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

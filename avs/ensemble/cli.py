@@ -107,8 +107,9 @@ def _parse_weights(text: str) -> dict[str, float]:
 
 
 def ensemble_config_from_args(args: argparse.Namespace) -> Any:
-    from avs.cli import _parse_set, _set_path
     from avs.config import from_dict, load_yaml
+    from avs.config import parse_set as _parse_set
+    from avs.config import set_path as _set_path
     from avs.ensemble.job import EnsembleJobConfig
 
     tree: dict[str, Any] = load_yaml(args.config) if args.config else {}

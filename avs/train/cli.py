@@ -124,8 +124,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
-    from avs.cli import _parse_set, _set_path  # lazy: avs.cli imports this module
     from avs.config import from_dict, load_yaml
+    from avs.config import parse_set as _parse_set
+    from avs.config import set_path as _set_path
     from avs.train.config import TrainConfig
 
     tree: dict[str, Any] = load_yaml(args.config) if args.config else {}
@@ -243,8 +244,7 @@ def add_predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def predict_config_from_args(args: argparse.Namespace) -> Any:
-    from avs.cli import _parse_set, _set_path
-    from avs.config import from_dict, load_yaml
+    from avs.config import layered, load_yaml
     from avs.train.predict import PredictConfig
 
     tree: dict[str, Any] = load_yaml(args.config) if args.config else {}
@@ -260,12 +260,7 @@ def predict_config_from_args(args: argparse.Namespace) -> Any:
         "concurrency": args.concurrency,
         "max_rows": args.max_rows,
     }
-    for key, value in flags.items():
-        if value is not None:
-            tree[key] = value
-    for key, value in _parse_set(args.set):
-        _set_path(tree, key, value)
-    return from_dict(PredictConfig, tree)
+    return layered(PredictConfig, tree, flags, args.set)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
