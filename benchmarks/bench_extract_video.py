@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -57,6 +56,8 @@ ENCODERS = {
     "all": [("clip_rn50x4", "RN50x4"), ("clip_rn101", "RN101"), ("clip_vitb32", "ViT-B-32")],
 }
 N_FRAMES = 12
+
+from common import machine  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
 
 REFERENCE = r"""
 import json, subprocess, sys, tempfile, pathlib
@@ -199,30 +200,6 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, lis
 
 def load_summary(loads: list[float]) -> dict[str, float]:
     return {"mean": round(float(np.mean(loads)), 2), "max": round(float(np.max(loads)), 2)}
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = ""
-    try:
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
-    except Exception:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "memory_gib": f"{mem:.0f}",
-        "gpu": gpu or "none",
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def clip_info(folder: Path) -> dict[str, float]:
