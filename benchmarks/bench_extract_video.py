@@ -382,7 +382,12 @@ def main(argv: list[str] | None = None) -> int:
             result["ratio"] = round(ref_s / avs_s, 2)
 
     if args.dali:
-        result.update(dali_throughput(clips, encoders, args.seconds, batch_files=8))
+        from avs.decode.dali import DaliUnavailable
+
+        try:
+            result.update(dali_throughput(clips, encoders, args.seconds, batch_files=8))
+        except DaliUnavailable as exc:
+            raise SystemExit(f"--dali: {exc}") from None
 
     result["load_avg_start"] = [round(x, 2) for x in load_start]
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
