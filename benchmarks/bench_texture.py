@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     max_rel = float(np.max(np.abs(ours[:n_ref] - ref) / (np.abs(ref) + 1e-3)))
 
     result = {
-        "windows": args.windows, "window_seconds": seconds, "sample_rate_hz": sr, "device": args.device,
+        "windows": args.windows,
+        "window_seconds": seconds,
+        "sample_rate_hz": sr,
+        "device": args.device,
         "threads": torch.get_num_threads(),
         "avs_windows_per_s": round(args.windows / avs_s, 1),
         "reference_windows_per_s": round(n_ref / ref_s, 1),
