@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from avs.data.tau import SCENE_CLASSES
 from avs.ensemble import EnsembleConfig, Scores, ensemble_paper000
 
 
@@ -31,18 +32,7 @@ def _job(name: str):
 
 
 CLASSES = ("bus", "park", "tram")
-TAU = (
-    "airport",
-    "bus",
-    "metro",
-    "metro_station",
-    "park",
-    "public_square",
-    "shopping_mall",
-    "street_pedestrian",
-    "street_traffic",
-    "tram",
-)
+TAU = SCENE_CLASSES
 LOGMEL_SHAPE = (3, 16, 20)
 CLIP_SETS = {"clip_a": 8, "clip_b": 6, "clip_c": 6}
 TINY = "test_efficientnet"  # timm's tiny test model

@@ -103,6 +103,14 @@ def _tag_cfg(model: str, tag: str) -> dict[str, Any]:
     return dict(tag_cfg)
 
 
+def local_checkpoint(path: str, what: str) -> str:
+    """The expanded path of a local weights file, or ``MissingWeightsError`` naming ``what`` and the path."""
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise MissingWeightsError(f"{what}: checkpoint file not found: {path}")
+    return path
+
+
 def resolve_weights(cfg: ClipEncoderConfig) -> str | None:
     """The local weights file ``cfg`` asks for (``None`` = random weights); never downloads.
 
@@ -111,10 +119,7 @@ def resolve_weights(cfg: ClipEncoderConfig) -> str | None:
     if cfg.random_weights:
         return None
     if cfg.checkpoint:
-        path = os.path.expanduser(cfg.checkpoint)
-        if not os.path.isfile(path):
-            raise MissingWeightsError(f"CLIP {cfg.model!r}: checkpoint file not found: {path}")
-        return path
+        return local_checkpoint(cfg.checkpoint, f"CLIP {cfg.model!r}")
     if not cfg.pretrained:
         raise MissingWeightsError(
             f"CLIP {cfg.model!r}: no weights given; set pretrained (an open_clip tag such as 'openai'), "

@@ -154,10 +154,9 @@ def resolve_timm_weights(cfg: TimmClassifierConfig) -> str | None:
     if cfg.random_init:
         return None
     if cfg.checkpoint:
-        path = os.path.expanduser(cfg.checkpoint)
-        if not os.path.isfile(path):
-            raise MissingWeightsError(f"timm {cfg.backbone!r}: checkpoint file not found: {path}")
-        return path
+        from avs.features.clip_image import local_checkpoint
+
+        return local_checkpoint(cfg.checkpoint, f"timm {cfg.backbone!r}")
     if not cfg.pretrained:
         raise MissingWeightsError(
             f"timm {cfg.backbone!r}: no weights given; set pretrained=True (timm's pretrained tag from the local"
