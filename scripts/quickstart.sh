@@ -7,8 +7,11 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+# The locked, tested set of every package (requirements/lock-cpu.txt, hashes checked), then avs itself
+# without resolving anything again. Refresh the lock with: bash scripts/lock.sh
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
+.venv/bin/python -m pip install --quiet --require-hashes --only-binary :all: -r requirements/lock-cpu.txt
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 .venv/bin/avs demo-data demo
 # Paper 000's features: log-mel + deltas, frames, CLIP embeddings of three encoders, zero-shot CLIP.
 # No CLIP weights can be downloaded here, so the demo uses (seeded) random CLIP weights, explicitly, and
