@@ -11,7 +11,8 @@ from avs.presets import PRESETS
 from avs.testing import signals
 
 SR = 48_000
-T1B = LogMelConfig(n_fft=4096, hop_length=512, n_mels=256)
+T1B = LogMelConfig(n_fft=4096, hop_length=512, n_mels=256)  # avs default padding: constant (librosa >= 0.10)
+T1B_PRESET = PRESETS["dcase2021-t1b"]["features"][0]["params"]  # reflect padding (librosa < 0.10, paper 000)
 
 
 def _inputs(sr: int, seconds: float = 1.0):
@@ -23,8 +24,10 @@ def _inputs(sr: int, seconds: float = 1.0):
     }
 
 
-def _librosa_t1b(y: np.ndarray) -> np.ndarray:
-    S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SR, n_fft=4096, hop_length=512, n_mels=256))
+def _librosa_t1b(y: np.ndarray, **pad) -> np.ndarray:
+    # no pad argument: the installed librosa's default (>= 0.10: "constant")
+    mel = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=4096, hop_length=512, n_mels=256, **pad)
+    S = librosa.power_to_db(mel)
     return np.stack([S, librosa.feature.delta(S), librosa.feature.delta(S, order=2)])
 
 
@@ -43,6 +46,38 @@ def test_t1b_logmel_and_deltas_match_librosa_mono(kind):
     ours = ext(torch.from_numpy(y)[None, None]).numpy()[0]  # (3, 256, 94)
     assert ours.shape == (3, 256, 94)
     _assert_close_db(ours, _librosa_t1b(y))
+
+
+@pytest.mark.parametrize("kind", ["noise", "pink", "chirp", "speech"])
+def test_t1b_preset_pads_by_reflection_as_paper_librosa(kind):
+    # paper 000 used librosa < 0.10, whose stft padded centred frames by reflection
+    assert T1B_PRESET["pad_mode"] == "reflect"
+    y = _inputs(SR)[kind].astype(np.float32)
+    ext = create_extractor("logmel", T1B_PRESET, sample_rate_hz=SR)
+    ours = ext(torch.from_numpy(y)[None, None]).numpy()[0]  # (3, 256, 94)
+    assert ours.shape == (3, 256, 94)
+    _assert_close_db(ours, _librosa_t1b(y, pad_mode="reflect"))
+
+
+def test_padding_changes_only_the_edge_frames():
+    # 1-s segment, n_fft 4096, hop 512: frames 0-3 and 90-93 reach into the padding (4 + 4 of 94)
+    y = _inputs(SR)["pink"].astype(np.float32)  # sound up to both ends (the speech bursts start in silence)
+    x = torch.from_numpy(y)[None, None]
+    reflect = create_extractor("logmel", T1B_PRESET, sample_rate_hz=SR)(x)[0, 0].numpy()
+    constant = create_extractor("logmel", {**T1B_PRESET, "pad_mode": "constant"}, sample_rate_hz=SR)(x)[0, 0].numpy()
+    changed = np.flatnonzero(np.abs(reflect - constant).max(axis=0) > 1e-3)
+    assert changed.tolist() == [0, 1, 2, 3, 90, 91, 92, 93]
+    # and librosa agrees on which option is which
+    _assert_close_db(constant[None], _librosa_t1b(y, pad_mode="constant")[:1])
+    _assert_close_db(reflect[None], _librosa_t1b(y, pad_mode="reflect")[:1])
+
+
+def test_reflect_padding_needs_more_than_half_a_window():
+    ext = create_extractor("logmel", T1B_PRESET, sample_rate_hz=SR)
+    with pytest.raises(ValueError, match="pad_mode='reflect' needs more than"):
+        ext(torch.zeros(1, 1, 2048))
+    with pytest.raises(ValueError, match="pad_mode"):
+        LogMelConfig(pad_mode="edge")
 
 
 def test_stereo_channels_match_librosa_each():
@@ -75,24 +110,16 @@ def test_silence_is_finite_and_floored():
     assert float(out[0, 0].max()) == pytest.approx(-100.0)  # 10 log10(amin=1e-10)
 
 
-def test_dcase2020_sed_preset_matches_librosa_amplitude_to_db():
+def test_dcase2020_sed_preset_matches_the_baseline_code():
     params = PRESETS["dcase2020-sed"]["features"][0]["params"]
     sr = PRESETS["dcase2020-sed"]["audio"]["sample_rate_hz"]
     y = signals.speech_like_bursts(10.0, sr, seed=7).astype(np.float32)
     ext = create_extractor("logmel", params, sample_rate_hz=sr)
     ours = ext(torch.from_numpy(y)[None, None]).numpy()[0]
-    mel = librosa.feature.melspectrogram(
-        y=y,
-        sr=sr,
-        n_fft=2048,
-        hop_length=255,
-        window="hamming",
-        center=True,
-        pad_mode="reflect",
-        power=1.0,
-        n_mels=128,
-        norm=None,
-    )
+    # turpaultn/dcase20_task4 baseline/data_utils/Desed.py calculate_mel_spec (config: 2048 / 255 / 128 mels,
+    # fmin 0, fmax 8000), line by line
+    spec = librosa.stft(y, n_fft=2048, hop_length=255, window=np.hamming(2048), center=True, pad_mode="reflect")
+    mel = librosa.feature.melspectrogram(S=np.abs(spec), sr=sr, n_mels=128, fmin=0.0, fmax=8000.0, htk=False, norm=None)
     ref = librosa.amplitude_to_db(mel)
     assert ours.shape == (128, 628) == ref.shape
     mask = ref > ref.max() - 80
@@ -105,7 +132,9 @@ def test_dcase2019_tritrain_preset_shape_and_values():
     y = signals.pink_noise(10.0, sr, seed=9).astype(np.float32)
     ext = create_extractor("logmel", params, sample_rate_hz=sr)
     ours = ext(torch.from_numpy(y)[None, None]).numpy()[0]
-    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=345, n_mels=128))
+    # paper 004 (2019): librosa of its time, whose stft padded centred frames by reflection
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=345, n_mels=128, pad_mode="reflect")
+    ref = librosa.power_to_db(mel)
     assert ours.shape == (128, 640) == ref.shape
     mask = ref > ref.max() - 80
     assert np.abs(ours - ref)[mask].max() < 0.01

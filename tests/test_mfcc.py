@@ -10,7 +10,9 @@ import pytest
 import torch
 import torchaudio
 
+from avs.features.base import extractor_config
 from avs.features.mfcc import MFCC, OWENS_MFCC, OWENS_MFCC_SHAPE, MFCCConfig, fft_lowpass
+from avs.presets import PRESETS
 from avs.testing import signals
 
 SR = 16_000
@@ -48,8 +50,10 @@ def _librosa_mfcc(y: np.ndarray, sr: int, cfg: MFCCConfig) -> np.ndarray:
         MFCCConfig(n_fft=1024, hop_length=256),
         MFCCConfig(n_mfcc=13, n_fft=512, win_length=400, hop_length=160, window="hamming", n_mels=40, f_max=7600.0),
         MFCCConfig(n_mfcc=20, n_fft=256, hop_length=128, window="hamming", n_mels=20, f_min=50.0, center=False),
+        MFCCConfig(n_fft=1024, hop_length=256, pad_mode="reflect"),
+        MFCCConfig(n_fft=512, win_length=400, hop_length=160, window="hamming", n_mels=40, pad_mode="reflect"),
     ],
-    ids=["hann", "hamming-short-window", "no-center"],
+    ids=["hann", "hamming-short-window", "no-center", "hann-reflect", "hamming-short-window-reflect"],
 )
 def test_matches_librosa(cfg: MFCCConfig) -> None:
     clips = _clips()
@@ -60,6 +64,17 @@ def test_matches_librosa(cfg: MFCCConfig) -> None:
         assert ours[i].shape == ref.shape == ex.mono_shape(y.size), name
         err = np.abs(ours[i] - ref).max() / (ref.max() - ref.min())
         assert err < 1e-4, (name, err)
+
+
+def test_default_padding_is_librosa_default() -> None:
+    # MFCCConfig() pads centred frames with zeros, as librosa >= 0.10 when no pad_mode is given
+    y = _clips()["chirp"]
+    ours = MFCC(MFCCConfig(), SR)(torch.from_numpy(y)[None, None])[0].numpy()
+    ref = librosa.feature.mfcc(y=y, sr=SR)
+    assert MFCCConfig().pad_mode == "constant"
+    assert np.abs(ours - ref).max() / np.ptp(ref) < 1e-4
+    with pytest.raises(ValueError, match="pad_mode"):
+        MFCCConfig(pad_mode="wrap")
 
 
 def test_flatten_is_coefficient_major_and_batch_equals_single() -> None:
@@ -85,6 +100,22 @@ def test_owens_preset_shape_and_pipeline() -> None:
     cfg10 = dataclasses.replace(OWENS_MFCC, lowpass_hz=None, target_sample_rate_hz=None, f_max=5000.0)
     ref = _librosa_mfcc(y10[0].numpy(), 10_000, cfg10).reshape(-1)  # (20 * 293,) coefficient-major
     assert np.abs(out[0].numpy() - ref).max() / np.ptp(ref) < 1e-3
+
+
+def test_owens_preset_pads_by_reflection_as_paper_librosa() -> None:
+    # paper 001 "we use MFCC from Librosa" (< 0.10): centred frames padded by reflection
+    assert OWENS_MFCC.pad_mode == "reflect"
+    assert extractor_config("mfcc", PRESETS["owens-mfcc"]["features"][0]["params"]) == OWENS_MFCC
+    y = signals.pink_noise(3.75, 10_000, seed=5).astype(np.float32)  # already at 10 kHz: no resampling
+    x = torch.from_numpy(y)[None, None]
+    ours = MFCC(OWENS_MFCC, 10_000)(x)[0].numpy().reshape(20, 293)
+    ref = librosa.feature.mfcc(
+        y=y, sr=10_000, n_mfcc=20, n_fft=256, hop_length=128, window="hamming", n_mels=20, pad_mode="reflect"
+    )
+    assert np.abs(ours - ref).max() / np.ptp(ref) < 1e-4
+    # zero padding (librosa >= 0.10) changes the frames that reach past either end: 1 + 1 of 293
+    const = MFCC(dataclasses.replace(OWENS_MFCC, pad_mode="constant"), 10_000)(x)[0].numpy().reshape(20, 293)
+    assert np.flatnonzero(np.abs(const - ours).max(axis=0) > 1e-3).tolist() == [0, 292]
 
 
 def test_lowpass_removes_energy_above_cutoff() -> None:

@@ -25,7 +25,7 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--config", default=None, help="YAML file with cluster settings (flags override it)")
     p.add_argument("--column", default=None, help="feature column (default: the features folder's name)")
-    p.add_argument("--k", type=int, default=None, help="number of clusters (default 30; paper 001 uses 15 and 30)")
+    p.add_argument("--k", type=int, default=None, help="number of clusters (default 15, as every table of paper 001)")
     p.add_argument("--iterations", type=int, default=None, help="k-means iterations per restart (default 25)")
     p.add_argument(
         "--restarts",

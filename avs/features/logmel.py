@@ -3,6 +3,14 @@
 With the defaults of ``LogMelConfig`` the log-mel channel equals
 ``librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=..., hop_length=..., n_mels=...))``
 and the delta channels equal ``librosa.feature.delta(logmel, order=1 / 2)``.
+
+Padding of centred frames (``pad_mode``): librosa >= 0.10 pads the signal with ``n_fft // 2`` zeros on each
+side ("constant", the default here); librosa before 0.10 -- the version of every paper avs reproduces --
+reflected the signal about its first and last samples ("reflect", ``numpy.pad(mode="reflect")``, which
+``torch.nn.functional.pad(mode="reflect")`` equals). Only the frames whose window reaches past an end
+differ: ``ceil(n_fft / 2 / hop_length)`` at each end (4 + 4 of the 94 frames of a 1-s 48 kHz segment with
+n_fft 4096, hop 512), and in the delta channels the 4 frames after them; with ``top_db`` the per-item floor
+(max - top_db) moves as well when an edge frame holds the item's peak. The paper presets set "reflect".
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ class LogMelConfig:
     window: Literal["hann", "hamming"] = "hann"
     periodic_window: bool = True  # scipy.signal.get_window(fftbins=True), librosa's default
     center: bool = True  # pad n_fft // 2 on both sides
-    pad_mode: Literal["constant", "reflect"] = "constant"  # librosa >= 0.10 default: constant (zeros)
+    pad_mode: Literal["constant", "reflect"] = "constant"  # constant (zeros): librosa >= 0.10; reflect: < 0.10
     power: float = 2.0  # 2: power mel -> power_to_db (10 log10); 1: magnitude mel -> amplitude_to_db (20 log10)
     mel_scale: Literal["slaney", "htk"] = "slaney"
     mel_norm: Literal["slaney"] | None = "slaney"  # area normalisation of the triangles (librosa default)
@@ -43,6 +51,8 @@ class LogMelConfig:
             raise ValueError("LogMelConfig.power must be 1 (magnitude) or 2 (power)")
         if self.hop_length <= 0 or self.n_fft <= 0 or self.n_mels <= 0:
             raise ValueError("LogMelConfig: n_fft, hop_length and n_mels must be positive")
+        if self.pad_mode not in ("constant", "reflect"):
+            raise ValueError(f"LogMelConfig.pad_mode must be 'constant' or 'reflect', got {self.pad_mode!r}")
 
 
 @register_extractor("logmel", config=LogMelConfig)
@@ -94,6 +104,11 @@ class LogMel(AudioExtractor):
         if cfg.center:
             pad = n_fft // 2
             if cfg.pad_mode == "reflect":
+                if audio.shape[-1] <= pad:
+                    raise ValueError(
+                        f"pad_mode='reflect' needs more than n_fft // 2 = {pad} samples, got {audio.shape[-1]}: "
+                        "use a longer segment or pad_mode='constant'"
+                    )
                 audio = torch.nn.functional.pad(audio[:, None], (pad, pad), mode="reflect")[:, 0]
             else:
                 audio = torch.nn.functional.pad(audio, (pad, pad))

@@ -34,7 +34,7 @@ class MFCCConfig:
     f_min: float = 0.0
     f_max: float | None = None  # None: Nyquist of the analysed rate
     center: bool = True
-    pad_mode: str = "constant"  # librosa >= 0.10 default ("reflect" is torch's)
+    pad_mode: Literal["constant", "reflect"] = "constant"  # centred frames: zeros (librosa >= 0.10) | reflect (< 0.10)
     mel_scale: Literal["slaney", "htk"] = "slaney"  # librosa default (htk=False)
     mel_norm: Literal["slaney"] | None = "slaney"  # librosa default: area-normalised triangles
     top_db: float | None = 80.0  # librosa.power_to_db default, per item
@@ -50,17 +50,23 @@ class MFCCConfig:
             raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
         if self.n_mfcc > self.n_mels:
             raise ValueError(f"n_mfcc ({self.n_mfcc}) must be <= n_mels ({self.n_mels})")
+        if self.pad_mode not in ("constant", "reflect"):
+            raise ValueError(f"pad_mode must be 'constant' or 'reflect', got {self.pad_mode!r}")
 
 
 # Paper 001, sec. 3.2 ("Mel-Frequency Cepstral Coefficients"), after Owens et al. [24]: 3.75-s windows
 # (sec. 3.1) "low-pass filter ... at 5 kHz and then sample at 10 kHz", "20 triangular bandpass filters"
 # (n_mels = 20; the DCT formula sums k = 1..20 filter outputs), 20 coefficients, "frames 12.8 ms apart"
 # (128 samples at 10 kHz) with a "256 Hamming window" (256 samples = 25.6 ms, n_fft 256), flattened;
-# "we use MFCC from Librosa", so the other settings are librosa's (Slaney mel, power 2, top_db 80,
-# centred frames with constant padding).
+# "we use MFCC from Librosa", so the other settings are librosa's of the paper's time (librosa < 0.10:
+# Slaney mel, power 2, top_db 80, centred frames padded by reflection -- librosa >= 0.10 pads with zeros).
 # Shape: a 3.75-s window is 37 500 samples at 10 kHz -> 1 + 37500 // 128 = 293 centred frames
-# -> (20, 293) -> flattened 5 860 values. (The paper reports 20 x 155 = 3 100, which does not follow from
-# its own numbers: 155 frames x 12.8 ms = 1.98 s. We keep the stated window, hop and clip length.)
+# -> (20, 293) -> flattened 5 860 values. The paper reports 20 x 155 = 3 100, which no reading of its own
+# numbers gives: 155 frames at 12.8 ms cover 1.98 s, not 3.75 s (exactly 155 frames come from a 2.0-s
+# window with uncentred frames, 1 + (20000 - 256) // 128, or a 1.98-s one centred); over 3.75 s, 155 frames
+# need a hop of 24.2-24.3 ms (242-243 samples at 10 kHz), which matches neither the stated 12.8 ms nor
+# librosa's default hop (512 samples: 23.2 ms at 22.05 kHz -> 1 + 82687 // 512 = 162 frames). The stated
+# window, hop and clip length are kept; 3 100 values come from ``segment_seconds`` 1.98 (centred frames).
 # The 5-kHz low-pass is an FFT brick-wall at the input rate (zeroing bins above 5 kHz; a no-op when the
 # input is already at 10 kHz), followed by torchaudio's band-limited sinc resampling to 10 kHz.
 OWENS_MFCC = MFCCConfig(
@@ -73,7 +79,7 @@ OWENS_MFCC = MFCCConfig(
     f_min=0.0,
     f_max=None,  # 5 kHz = Nyquist at 10 kHz
     center=True,
-    pad_mode="constant",
+    pad_mode="reflect",  # librosa < 0.10 (paper 001, 2021)
     lowpass_hz=5000.0,
     target_sample_rate_hz=10_000,
     flatten=True,
