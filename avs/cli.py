@@ -50,7 +50,19 @@ def add_extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--decode-timeout", type=float, default=None, help="seconds per file before the decoder is killed (default 120)"
     )
-    p.add_argument("--rows-per-shard", type=int, default=None, help="rows per Parquet part (default 4096)")
+    p.add_argument(
+        "--features",
+        default=None,
+        metavar="NAMES",
+        help="extract only these feature sets of the preset / config, comma-separated (e.g. logmel,clip_vitb32; "
+        "default: all)",
+    )
+    p.add_argument(
+        "--rows-per-shard",
+        type=int,
+        default=None,
+        help="most rows per Parquet part (default 100000; a part also ends at pipeline.part_megabytes, 200)",
+    )
     p.add_argument(
         "--max-failure-fraction",
         type=float,
@@ -79,7 +91,7 @@ def add_extract_args(p: argparse.ArgumentParser) -> None:
 
 def extract_config_from_args(args: argparse.Namespace) -> Any:
     from avs.presets import preset
-    from avs.shards.config import ExtractConfig
+    from avs.shards.config import ExtractConfig, select_features
 
     tree: dict[str, Any] = {}
     if args.preset:
@@ -102,7 +114,7 @@ def extract_config_from_args(args: argparse.Namespace) -> Any:
         "pipeline.max_failure_fraction": args.max_failure_fraction,
         "pipeline.retry_errors": False if args.no_retry_errors else None,
     }
-    cfg = layered(ExtractConfig, tree, flags, args.set)
+    cfg = select_features(layered(ExtractConfig, tree, flags, args.set), args.features)
     return with_random_clip_weights(cfg) if getattr(args, "clip_random_weights", False) else cfg
 
 
@@ -123,6 +135,7 @@ def with_random_clip_weights(cfg: Any) -> Any:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from avs.features.base import extractor_config
+    from avs.shards.lease import LeaseHeldError
     from avs.shards.pipeline import failure_fraction, run_extract
     from avs.shards.state import ConfigMismatchError
     from avs.shards.storage import Storage
@@ -136,7 +149,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run_extract(cfg)
-    except ConfigMismatchError as exc:
+    except (ConfigMismatchError, LeaseHeldError) as exc:
         print(f"avs extract: refused: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError) as exc:

@@ -81,7 +81,6 @@ def _config(root, out, **overrides) -> ExtractConfig:
             "decode_timeout_s": 5.0,
             "rows_per_shard": 7,
             "batch_clips": 2,
-            "batch_segments": 8,
         },
     }
     for key, value in overrides.items():
@@ -236,3 +235,146 @@ def test_pipeline_on_cuda_matches_cpu(ray_local, messy_folder, tmp_path):
     x = np.asarray(a.column("logmel").combine_chunks().flatten())
     y = np.asarray(b.column("logmel").combine_chunks().flatten())
     assert np.abs(x - y).max() < 0.05
+
+
+def _cli_config(tmp_path, extra: str = "") -> list[str]:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        "audio: {sample_rate_hz: 16000, segment_seconds: 1.0, backend: faulty}\n"
+        "features:\n"
+        "  - {name: logmel, extractor: logmel, params: {n_fft: 1024, hop_length: 256, n_mels: 64}}\n"
+        "  - {name: mfcc, extractor: mfcc, params: {n_mfcc: 13, n_fft: 1024, hop_length: 256}}\n"
+        f"pipeline: {{plugins: [avs.testing.faulty], decode_timeout_s: 5.0, batch_clips: 2{extra}}}\n"
+    )
+    return ["--config", str(cfg), "--dataset", "folder"]
+
+
+def test_rerun_with_the_same_failures_exits_the_same_way(ray_local, messy_folder, tmp_path, capsys):
+    """7 of 14 clips fail: under a 60% limit both the first run and the re-run (which retries the 7 and sees
+    them fail again) exit 0, because the fraction counts every clip of the manifest."""
+    args = ["extract", str(messy_folder), "--out", str(tmp_path / "o"), *_cli_config(tmp_path)]
+    args += ["--features", "logmel", "--max-failure-fraction", "0.6"]
+    assert avs_main(args) == 0
+    first = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert avs_main(args) == 0
+    second = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert second["counts"]["processed"] == 7 and second["counts"]["clips_failed"] == 7
+    assert first["failures"] == second["failures"] == {"clips": 14, "failed": 7, "fraction": 0.5}
+    assert avs_main([*args[:-1], "0.4"]) == 1
+    assert "50.0% of clips failed" in capsys.readouterr().err
+
+
+def test_features_selects_sets_by_name(ray_local, messy_folder, tmp_path, capsys):
+    out = tmp_path / "o"
+    base = ["extract", str(messy_folder), "--out", str(out), *_cli_config(tmp_path), "--max-failure-fraction", "1"]
+    assert avs_main([*base, "--features", "mfcc,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown feature set(s) nope" in err and "logmel, mfcc" in err
+    assert not out.exists()  # refused before anything was written
+    assert avs_main([*base, "--features", "mfcc"]) == 0
+    assert (out / "mfcc").is_dir() and not (out / "logmel").exists()
+    run = json.loads((out / "run.json").read_text())
+    assert list(run["feature_sets"]) == ["mfcc"]
+
+
+def test_manifest_saved_with_the_shards_leads_rows_to_files(first_run, messy_folder):
+    out, _ = first_run
+    saved = pq.read_table(out / "manifest.parquet")
+    assert sorted(saved.column("clip_id").to_pylist()) == sorted(
+        load_manifest(messy_folder, "folder").column("clip_id").to_pylist()
+    )
+    path_of = dict(zip(saved.column("clip_id").to_pylist(), saved.column("path").to_pylist(), strict=True))
+    for cid in set(_rows(out)["clip_id"]):
+        assert path_of[cid].rsplit("/", 1)[1].rsplit(".", 1)[0] == cid
+
+
+def test_parts_hold_many_clips(first_run):
+    out, summary = first_run
+    parts = sorted((out / "logmel").glob("part-*.parquet"))
+    assert len(parts) < summary["counts"]["clips_written"]  # not one part per decode batch
+    for p in parts:  # rows_per_shard 7 with 2-3-row clips: whole clips, at most 7 rows (a bigger clip alone)
+        ids = pq.read_table(p, columns=["clip_id"]).column("clip_id").to_pylist()
+        assert len(ids) <= 7 or len(set(ids)) == 1
+    assert summary["branches"]["audio"]["parts_written"] == [p.name for p in parts]
+
+
+def _start_cli(args, log):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "avs.cli", *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _wait_for(predicate, seconds=120.0):
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_second_run_into_a_held_folder_is_refused(ray_local, messy_folder, tmp_path, capsys):
+    """Two real runs into one OUT: the second is refused (exit 2) before writing, the first ends intact."""
+    out = tmp_path / "o"
+    args = ["extract", str(messy_folder), "--out", str(out), *_cli_config(tmp_path), "--max-failure-fraction", "1"]
+    with open(tmp_path / "first.log", "w") as log:
+        first = _start_cli(args, log)
+        try:
+            assert _wait_for(lambda: (out / "_lease.json").exists()), "the first run never took the lease"
+            lease = json.loads((out / "_lease.json").read_text())
+            assert lease["pid"] == first.pid and lease["host"] and lease["heartbeat"]
+            assert avs_main(args) == 2
+            err = capsys.readouterr().err
+            assert "refused" in err and lease["run_id"] in err
+            assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()
+        finally:
+            first.kill()
+    run = json.loads((out / "run.json").read_text())
+    assert run["run_id"] == lease["run_id"]
+    for name in ("logmel", "mfcc"):
+        t = pq.read_table(out / name, columns=["clip_id", "segment"]).to_pydict()
+        keys = list(zip(t["clip_id"], t["segment"], strict=True))
+        assert len(keys) == len(set(keys)) == run["counts"]["rows_written"]
+    assert pq.read_table(out / "errors.parquet").num_rows == len(BAD)
+    assert not (out / "_lease.json").exists()  # released at the end
+
+
+def test_run_killed_mid_way_resumes_exactly(ray_local, messy_folder, tmp_path, capsys):
+    """kill -9 of a run after its first parts: the re-run takes over the dead run's lease, redoes what was
+    not committed, and every good clip ends in both feature sets exactly once."""
+    import os
+    import signal
+
+    out = tmp_path / "o"
+    args = ["extract", str(messy_folder), "--out", str(out), *_cli_config(tmp_path, ", rows_per_shard: 4")]
+    with open(tmp_path / "killed.log", "w") as log:
+        victim = _start_cli([*args, "--max-failure-fraction", "1"], log)
+        try:
+            assert _wait_for(lambda: any((out / "mfcc").glob("part-*.parquet")) if (out / "mfcc").exists() else False)
+        finally:
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+    committed = len(list((out / "mfcc").glob("part-*.parquet")))
+    assert committed >= 1
+    summary = run_extract(
+        from_dict(ExtractConfig, {**_cli_tree(tmp_path), "input": str(messy_folder), "out": str(out)})
+    )
+    assert "taking over the lease" in capsys.readouterr().out
+    good = set(load_manifest(messy_folder, "folder").column("clip_id").to_pylist()) - {n.rsplit(".", 1)[0] for n in BAD}
+    assert summary["counts"]["skipped"] >= 1
+    for name in ("logmel", "mfcc"):
+        t = pq.read_table(out / name, columns=["clip_id", "segment"]).to_pydict()
+        keys = list(zip(t["clip_id"], t["segment"], strict=True))
+        assert len(keys) == len(set(keys)) and set(t["clip_id"]) == good
+    assert list(out.rglob("*.tmp")) == []
+
+
+def _cli_tree(tmp_path) -> dict:
+    import yaml
+
+    return {**yaml.safe_load((tmp_path / "cfg.yaml").read_text()), "dataset": "folder"}

@@ -187,11 +187,12 @@ def test_data_batches_join_decode_and_stats(shards, tmp_path):
         shapes=tuple(i.shape for i in infos),
         classes=CLASSES,
     )
-    t = read_joined_part(spec, "part-00000.parquet", "train")
+    part = infos[0].parts[0]  # the first part's name, the same in every feature set of one run
+    t = read_joined_part(spec, part, "train")
     x = np.asarray(t.column("__x").to_pylist(), dtype=np.float32)
     assert x.shape == (t.num_rows, 8 + 6 + 6) and set(t.column("split").to_pylist()) == {"train"}
     for name, lo, hi in (("clip_a", 0, 8), ("clip_b", 8, 14)):
-        ref = pq.read_table(root / name / "part-00000.parquet")
+        ref = pq.read_table(root / name / part)
         lookup = {
             (c, s): v
             for c, s, v in zip(
@@ -201,7 +202,7 @@ def test_data_batches_join_decode_and_stats(shards, tmp_path):
         for i, (c, s) in enumerate(zip(t["clip_id"].to_pylist(), t["segment"].to_pylist(), strict=True)):
             np.testing.assert_allclose(x[i, lo:hi], lookup[(c, s)], rtol=0, atol=0)
 
-    table = pq.read_table(root / "logmel" / "part-00000.parquet")
+    table = pq.read_table(root / "logmel" / part)
     lspec = DataSpec(
         shards=str(root),
         family="logmel",

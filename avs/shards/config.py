@@ -62,13 +62,16 @@ class FeatureSetConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    batch_clips: int = 4  # clips per decode task
-    batch_segments: int = 64  # segments per feature batch
+    batch_clips: int = 4  # clips per decode task (and per feature batch: blocks hold whole clips)
     decoders: int | None = None  # decode actors; None = a quarter of the CPUs (GPU: CPUs - GPUs), at least 1
     feature_workers: int | None = None  # feature actors; None = one per GPU, or CPUs - decoders on CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when the cluster has GPUs
     decode_timeout_s: float = 120.0  # a decoder still busy after this long on one file is killed
-    rows_per_shard: int = 4096  # feature rows per Parquet part (shards end on clip boundaries)
+    # A part is committed at rows_per_shard rows or part_megabytes of any feature set, whichever comes
+    # first; parts end on clip boundaries (a clip is never split). 200 MB: few enough parts for 10k+ clip
+    # datasets (TAU-AV log-mel: ~60), large enough for object storage, small enough to read one at a time.
+    rows_per_shard: int = 100_000
+    part_megabytes: float = 200.0
     compression: str = (
         "lz4"  # Parquet codec; float features barely compress, lz4 costs least (zstd: -15% size, 3x time)
     )
@@ -77,6 +80,9 @@ class PipelineConfig:
     plugins: tuple[str, ...] = ()  # modules imported by decode workers (to register decoders)
     progress_interval_s: float = 5.0  # seconds between progress lines
     retry_errors: bool = True  # a re-run tries clips that failed before again
+    decode_memory_mb: int | None = None  # memory each decode actor declares to Ray; None: avs's estimate
+    feature_memory_mb: int | None = None  # memory each feature actor declares; None: estimate (per model)
+    lease_stale_s: float = 60.0  # another run's lease on OUT with no heartbeat for this long is taken over
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +102,21 @@ class ExtractConfig:
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise ValueError(f"feature set names must be unique, got {names}")
+
+
+def select_features(cfg: ExtractConfig, names: str | list[str] | None) -> ExtractConfig:
+    """Keep only the feature sets named (``"logmel,clip_vitb32"`` or a list), in the config's order;
+    an unknown name is a ValueError listing the sets there are."""
+    if not names:
+        return cfg
+    wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    wanted = [n for n in wanted if n]
+    have = [f.name for f in cfg.features]
+    unknown = [n for n in wanted if n not in have]
+    if unknown:
+        where = f"preset {cfg.preset!r}" if cfg.preset else "the config"
+        raise ValueError(f"unknown feature set(s) {', '.join(unknown)}; {where} has: {', '.join(have)}")
+    return dataclasses.replace(cfg, features=tuple(f for f in cfg.features if f.name in wanted))
 
 
 def feature_set_identity(cfg: ExtractConfig, feature: FeatureSetConfig) -> dict[str, Any]:

@@ -29,8 +29,11 @@ from avs.data.manifest import CARRIED_COLUMNS
 from avs.progress import Progress
 from avs.shards import state
 from avs.shards.config import ExtractConfig, FeatureSetConfig, feature_set_hash, feature_set_identity
+from avs.shards.lease import OutputLease
 from avs.shards.storage import Storage
 from avs.shards.writer import FeatureSink, part_name
+
+MANIFEST_FILE = "manifest.parquet"
 
 BRANCHES = ("audio", "video")
 
@@ -95,6 +98,8 @@ def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
         from avs.decode.dali import _dali_installed
 
         video_decoder = choose_video_decoder(cfg.video.backend, use_gpu, _dali_installed())
+    n_models = sum(1 for f in cfg.features if f.extractor in ("clip", "clip-zeroshot"))
+    memory = plan_memory(branch, n_models, decoders, feature_workers, resources.get("memory"), p)
     return {
         "cpus": cpus,
         "gpus": gpus,
@@ -102,8 +107,43 @@ def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
         "feature_workers": feature_workers,
         "decoders": decoders,
         "feature_threads": threads,
+        "memory_bytes": memory,
         **({"video_decoder": video_decoder} if video_decoder else {}),
     }
+
+
+MIB = 2**20
+# Memory each actor declares (MiB), so Ray places actors where they fit. Measured on the quickstart (USS,
+# Ray Data's own metric) plus Ray Data's 25% headroom: audio decode ~0.4 GiB (the worker and its decoder
+# child), audio features ~0.7 GiB (torch, filterbanks, one block), video decode ~0.6 GiB, CLIP features
+# 0.8 GiB + ~0.35 GiB per image encoder (2.9 GiB with paper 000's six CLIP sets), a part writer < 0.3 GiB.
+ACTOR_MEMORY_MIB = {
+    ("audio", "decode"): 640,
+    ("audio", "feature"): 1024,
+    ("video", "decode"): 1024,
+    ("video", "feature"): 1024,
+    ("video", "per_model"): 450,
+    "writer": 384,
+}
+
+
+def plan_memory(
+    branch: str, n_models: int, decoders: int, feature_workers: int, available: float | None, p: Any
+) -> dict[str, int]:
+    """Bytes of memory each decode / feature / writer actor declares: ``pipeline.decode_memory_mb`` /
+    ``feature_memory_mb`` when set, else the estimates above, scaled down together when the actors would
+    not fit in the cluster's memory (so a small machine still runs, with Ray warning if they grow)."""
+    decode = (p.decode_memory_mb or ACTOR_MEMORY_MIB[(branch, "decode")]) * MIB
+    feature = p.feature_memory_mb or (
+        ACTOR_MEMORY_MIB[(branch, "feature")] + (n_models * ACTOR_MEMORY_MIB[("video", "per_model")])
+        if branch == "video"
+        else ACTOR_MEMORY_MIB[(branch, "feature")]
+    )
+    feature *= MIB
+    writer = ACTOR_MEMORY_MIB["writer"] * MIB
+    total = decoders * decode + feature_workers * (feature + writer)
+    scale = min(1.0, 0.9 * float(available) / total) if available else 1.0
+    return {"decode": int(decode * scale), "feature": int(feature * scale), "writer": int(writer * scale)}
 
 
 def choose_video_decoder(backend: str, use_gpu: bool, dali_installed: bool) -> str:
@@ -133,16 +173,24 @@ class BranchResult:
 
 def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[str, Any]:
     from avs.data import load_manifest
-    from avs.features.base import extractor_modality
 
     t_start = time.perf_counter()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     storage = Storage(cfg.out)
-    storage.makedirs()
-    storage.remove_stale_tmp()
     if manifest is None:
         manifest = load_manifest(cfg.input, cfg.dataset)
     _preflight(cfg)
+    # One run per output folder: refused (LeaseHeldError) before anything is written when another holds it.
+    with OutputLease(storage, run_id, stale_s=cfg.pipeline.lease_stale_s):
+        return _run_extract(cfg, manifest, storage, run_id, t_start)
+
+
+def _run_extract(
+    cfg: ExtractConfig, manifest: pa.Table, storage: Storage, run_id: str, t_start: float
+) -> dict[str, Any]:
+    from avs.features.base import extractor_modality
+
+    storage.remove_stale_tmp()
     identities = {f.name: feature_set_identity(cfg, f) for f in cfg.features}
     hashes = {f.name: feature_set_hash(cfg, f) for f in cfg.features}
     for f in cfg.features:  # refuse other settings before writing or computing anything
@@ -150,6 +198,7 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
     for f in cfg.features:
         state.claim_feature_set(storage, f.name, identities[f.name], hashes[f.name])
         storage.remove_stale_tmp(f.name)
+    save_manifest(storage, manifest)
 
     results: dict[str, BranchResult] = {}
     for branch in BRANCHES:
@@ -160,6 +209,7 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
     seconds = time.perf_counter() - t_start
     shapes = {n: shape for r in results.values() for n, shape in r.shapes.items()}  # only when computed
     counts = {k: sum(r.counts[k] for r in results.values()) for k in next(iter(results.values())).counts}
+    failed_clips = _failed_clips(storage, manifest)
     audio = results.get("audio")
     audio_seconds = audio.counts["clips_written"] * _clip_seconds(manifest, cfg) if audio else 0.0
     summary = {
@@ -168,6 +218,13 @@ def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[st
         "feature_sets": {f.name: {"hash": hashes[f.name], "shape": shapes.get(f.name)} for f in cfg.features},
         "versions": versions(),
         "counts": counts,  # summed over branches; per branch below
+        # Over every clip of the manifest (written before, written now, failed), so an unchanged dataset
+        # gives the same fraction, and exit status, on every run.
+        "failures": {
+            "clips": manifest.num_rows,
+            "failed": failed_clips,
+            "fraction": round(failed_clips / manifest.num_rows, 6) if manifest.num_rows else 0.0,
+        },
         "branches": {
             b: {
                 "counts": r.counts,
@@ -233,40 +290,52 @@ def _run_branch(
     path_col = "path" if branch == "audio" else "video_path"
     path_of = dict(zip(todo.column("clip_id").to_pylist(), todo.column(path_col).to_pylist(), strict=True))
     if todo.num_rows:
+        import ray
+
         init_ray(cfg.pipeline.num_cpus)
         plan = plan_resources(cfg, branch)
         sinks = _sinks(cfg, features, identities, hashes)
         shapes = {s.name: list(s.shape) for s in sinks}
-        first_part = state.next_part_index(storage, names)
+        writers = _writers(cfg, sinks, plan, state.next_part_index(storage, names))
         progress = Progress(todo.num_rows, "clips", f"avs extract {branch}", cfg.pipeline.progress_interval_s)
-        dataset = _dataset(branch, cfg, features, todo, manifest, plan, sinks, first_part)
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
-            if first_result_s is None:
-                first_result_s = round(time.perf_counter() - t_start, 3)
-            for key in stage_s:
-                stage_s[key] += float(np.sum(batch[key]))
-            failed_here = 0
-            for i, cid in enumerate(batch["clip_id"]):
-                cid = str(cid)
-                if batch["error_type"][i]:
-                    new_errors.append(
-                        _error(
-                            cid,
-                            path_of[cid],
-                            branch,
-                            str(batch["error_stage"][i]),
-                            str(batch["error_type"][i]),
-                            str(batch["error_message"][i]),
+        dataset = _dataset(branch, cfg, features, todo, manifest, plan, sinks, writers)
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+                if first_result_s is None:
+                    first_result_s = round(time.perf_counter() - t_start, 3)
+                for key in ("decode_s", "feature_s"):
+                    stage_s[key] += float(np.sum(batch[key]))
+                failed_here = 0
+                for i, cid in enumerate(batch["clip_id"]):
+                    cid = str(cid)
+                    if batch["error_type"][i]:
+                        new_errors.append(
+                            _error(
+                                cid,
+                                path_of[cid],
+                                branch,
+                                str(batch["error_stage"][i]),
+                                str(batch["error_type"][i]),
+                                str(batch["error_message"][i]),
+                            )
                         )
-                    )
-                    failed_here += 1
-                else:
-                    written[cid] = int(batch["n_rows"][i])
-                    parts.add(int(batch["part"][i]))
-            progress.update(len(batch["clip_id"]), errors=len(new_errors))
-            if failed_here:
-                _save_errors(storage, previous_errors, new_errors, branch, run_id)
+                        failed_here += 1
+                    else:
+                        written[cid] = int(batch["n_rows"][i])
+                progress.update(len(batch["clip_id"]), errors=len(new_errors))
+                if failed_here:
+                    _save_errors(storage, previous_errors, new_errors, branch, run_id)
+        finally:
+            reports = _close_writers(writers)
         progress.close()
+        for report in reports:
+            parts.update(report["parts"])
+            stage_s["write_s"] += report["write_s"]
+            for cid, reason in report["failed"].items():
+                if written.pop(cid, None) is not None:
+                    new_errors.append(_error(cid, path_of[cid], branch, "write", "write_failed", reason))
+        for w in writers:
+            ray.kill(w)
 
     # Check the books: every clip processed is written (and readable) or failed, exactly once.
     on_disk = state.clips_in_parts(storage, names, sorted(parts))
@@ -316,8 +385,29 @@ def _run_branch(
 
 
 def failure_fraction(summary: dict[str, Any]) -> float:
-    c = summary["counts"]
-    return c["clips_failed"] / c["processed"] if c["processed"] else 0.0
+    """Clips of the manifest with an error row (in any branch) over all clips of the manifest."""
+    return float(summary["failures"]["fraction"])
+
+
+def _failed_clips(storage: Storage, manifest: pa.Table) -> int:
+    errors = state.read_errors(storage)
+    ids = set(manifest.column("clip_id").to_pylist())
+    return len(set(errors.column("clip_id").to_pylist()) & ids)
+
+
+def save_manifest(storage: Storage, manifest: pa.Table) -> None:
+    """OUT/manifest.parquet: every clip any run into OUT was given (one row per clip_id, the newest run's
+    row winning), so each shard row leads back to its source file by ``clip_id``."""
+    if storage.exists(MANIFEST_FILE):
+        old = storage.read_table(MANIFEST_FILE)
+        new_ids = pa.array(manifest.column("clip_id").to_pylist(), pa.string())
+        keep = old.filter(pc.invert(pc.is_in(old.column("clip_id"), value_set=new_ids)))
+        if keep.num_rows:
+            try:
+                manifest = pa.concat_tables([keep, manifest], promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # columns of other types: keep the new manifest only
+                pass
+    storage.write_table(MANIFEST_FILE, manifest)
 
 
 def _error(clip_id: str, path: Any, branch: str, stage: str, kind: str, message: str) -> dict[str, Any]:
@@ -370,7 +460,7 @@ def _dataset(
     manifest: pa.Table,
     plan: dict[str, Any],
     sinks: tuple[FeatureSink, ...],
-    first_part: int,
+    writers: list[Any],
 ) -> Any:
     import ray.data
 
@@ -383,22 +473,25 @@ def _dataset(
     # Never split a block: a decode block holds whole clips, and the feature worker writes whole clips.
     ctx.target_max_block_size = None
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # "Progress bars disabled" is a warning about the setting just above: avs prints its own lines.
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     p = cfg.pipeline
     # One block per decode batch, made in the driver (no read / repartition tasks competing with the
-    # actors for CPUs); its number is the part the feature worker writes its clips to.
+    # actors for CPUs); its number picks the part writer its clips go to.
     inputs = todo.select(["clip_id", "path" if branch == "audio" else "video_path", "row"])
     blocks = []
     for k, start in enumerate(range(0, inputs.num_rows, p.batch_clips)):
         block = inputs.slice(start, p.batch_clips)
-        blocks.append(block.append_column("part", pa.array([first_part + k] * block.num_rows, pa.int64())))
+        blocks.append(block.append_column("block", pa.array([k] * block.num_rows, pa.int64())))
     common = {
         "sinks": sinks,
-        "out_uri": cfg.out,
-        "carried": manifest.select(list(CARRIED_COLUMNS)),
-        "compression": p.compression,
+        "writers": writers,
+        # by reference: one copy in the object store, small constructor arguments
+        "carried": [ray.put(manifest.select(list(CARRIED_COLUMNS)))],
         "device": "cuda" if plan["use_gpu"] else "cpu",
         "threads": plan["feature_threads"],
     }
+    memory = plan["memory_bytes"]
     if branch == "audio":
         decode, decode_kw = DecodeStage, {"audio": cfg.audio, "timeout_s": p.decode_timeout_s, "plugins": p.plugins}
         feature, feature_kw = FeatureStage, {"audio": cfg.audio, "features": features, **common}
@@ -411,6 +504,7 @@ def _dataset(
             compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"], max_tasks_in_flight_per_actor=2),
             num_gpus=1,
             num_cpus=1,
+            memory=memory["feature"],
         )
         return ds
     else:
@@ -425,6 +519,7 @@ def _dataset(
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=plan["decoders"]),
         num_cpus=1,
+        memory=memory["decode"],
     )
     ds = ds.map_batches(
         feature,
@@ -435,8 +530,38 @@ def _dataset(
         compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"], max_tasks_in_flight_per_actor=2),
         num_gpus=1 if plan["use_gpu"] else 0,
         num_cpus=1,
+        memory=memory["feature"],
     )
     return ds
+
+
+def _writers(cfg: ExtractConfig, sinks: tuple[FeatureSink, ...], plan: dict[str, Any], first_part: int) -> list[Any]:
+    """One part writer per feature worker (a thread of Parquet writing each; no CPU reserved, since
+    writing waits on the disk most of the time and takes ~10% of a clip's work)."""
+    import ray
+
+    from avs.shards.part_writer import PartWriter
+
+    p = cfg.pipeline
+    n = plan["feature_workers"]
+    actor = ray.remote(PartWriter).options(num_cpus=0, max_restarts=0, memory=plan["memory_bytes"]["writer"])
+    return [
+        actor.remote(cfg.out, sinks, p.compression, first_part + i, n, p.rows_per_shard, int(p.part_megabytes * 2**20))
+        for i in range(n)
+    ]
+
+
+def _close_writers(writers: list[Any]) -> list[dict[str, Any]]:
+    """Commit every writer's open part; a writer that died reports nothing (its clips count as lost)."""
+    import ray
+
+    reports = []
+    for ref in [w.close.remote() for w in writers]:
+        try:
+            reports.append(ray.get(ref))
+        except ray.exceptions.RayError as exc:
+            print(f"[avs extract] a part writer failed: {exc}", flush=True)
+    return reports
 
 
 def _save_errors(

@@ -1,9 +1,9 @@
 """Ray Data stages of the extraction pipeline (callable classes: load in ``__init__``, work in ``__call__``).
 
-    input blocks {clip_id, path, row, part}           (one block per decode batch, numbered by ``part``)
-      -> DecodeStage   -> segment rows {clip_id, row, part, segment, start_s, end_s, n_segments, audio, error_*}
-      -> FeatureStage  -> features computed, parts written by the worker; returns one small row per clip
-                          {clip_id, part, n_rows, error_stage, error_type, error_message}
+    input blocks {clip_id, path, row, block}          (one block per decode batch, numbered by ``block``)
+      -> DecodeStage   -> segment rows {clip_id, row, block, segment, start_s, end_s, n_segments, audio, error_*}
+      -> FeatureStage  -> features computed, whole clips sent to a part writer (avs/shards/part_writer.py);
+                          returns one small row per clip {clip_id, n_rows, error_stage, error_type, error_message}
 
 A clip that fails becomes one row whose ``error_type`` is set, so failures travel with the data and the
 driver counts exactly: every input clip comes back once, written or failed.
@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from avs.shards.config import AudioConfig, FeatureSetConfig
-from avs.shards.writer import FeatureSink, write_part
+from avs.shards.writer import FeatureSink, clip_tables
 
 ERROR_COLUMNS = ("error_stage", "error_type", "error_message")
 
@@ -63,14 +63,16 @@ class DecodeStage:
         cols: dict[str, list] = defaultdict(list)
         audio: list[np.ndarray] = []
         seconds = self.shape[1] / self.audio.sample_rate_hz
-        for clip_id, path, row, part in zip(batch["clip_id"], batch["path"], batch["row"], batch["part"], strict=True):
+        for clip_id, path, row, block in zip(
+            batch["clip_id"], batch["path"], batch["row"], batch["block"], strict=True
+        ):
             t0 = time.perf_counter()
             segments, starts, error = self.decode_clip(str(path))
             n = 1 if segments is None else len(segments)
             cols["decode_s"] += [(time.perf_counter() - t0) / n] * n
             cols["clip_id"] += [str(clip_id)] * n
             cols["row"] += [int(row)] * n
-            cols["part"] += [int(part)] * n
+            cols["block"] += [int(block)] * n
             cols["n_segments"] += [n] * n
             if segments is None:
                 cols["segment"].append(-1)
@@ -100,23 +102,26 @@ def pick_device(device: str) -> str:
 
 class FeatureWorker:
     """What the feature stages of both branches hold: extractors built once on the worker's device
-    (weights loaded now, not on the first batch), the output storage and the manifest columns to carry."""
+    (weights loaded now, not on the first batch), the part writers and the manifest columns to carry.
+
+    ``carried``: a one-item list holding the manifest columns' object reference (a small constructor
+    argument; the table itself stays in the object store once). ``writers``: part-writer actor handles.
+    """
 
     def __init__(
         self,
         features: tuple[FeatureSetConfig, ...],
         sinks: tuple[FeatureSink, ...],
-        out_uri: str,
-        carried: pa.Table,
-        compression: str = "lz4",
+        writers: list[Any],
+        carried: list[Any],
         device: str = "auto",
         threads: int | None = None,
         sample_rate_hz: int = 0,
     ) -> None:
+        import ray
         import torch
 
         from avs.features.base import create_extractor
-        from avs.shards.storage import Storage
 
         if threads:
             torch.set_num_threads(int(threads))
@@ -129,9 +134,17 @@ class FeatureWorker:
             if hasattr(ext, "load"):
                 ext.load()
         self.sinks = sinks
-        self.storage = Storage(out_uri)
-        self.carried = carried  # manifest columns copied onto rows, indexed by manifest row
-        self.compression = compression
+        self.writers = writers
+        self.carried = ray.get(carried[0])  # manifest columns copied onto rows, indexed by manifest row
+
+    def send(self, block: int, tables: dict[str, pa.Table] | None) -> None:
+        """Hand whole clips to the part writer of ``block`` (the same writer for a retried block). Returns
+        once the writer has queued them (it writes in its own thread), so the status rows this worker
+        returns next never run ahead of the clips they report."""
+        import ray
+
+        if tables is not None:
+            ray.get(self.writers[block % len(self.writers)].append.remote(tables))
 
 
 class FeatureStage(FeatureWorker):
@@ -183,9 +196,9 @@ class FeatureStage(FeatureWorker):
         feats = self.compute(audio, ok, errors)
         feature_s = (time.perf_counter() - t0) / max(1, len(audio))  # seconds per row
 
-        return finish_batch(
-            batch, ok, errors, feats, feature_s, self.sinks, self.storage, self.carried, self.compression
-        )
+        status, tables = finish_batch(batch, ok, errors, feats, feature_s, self.sinks, self.carried)
+        self.send(int(batch["block"][0]), tables)
+        return status
 
 
 def finish_batch(
@@ -195,13 +208,11 @@ def finish_batch(
     feats: dict[str, Any],
     feature_s: float,
     sinks: tuple[FeatureSink, ...],
-    storage: Any,
     carried: pa.Table,
-    compression: str,
     extra_keys: tuple[str, ...] = (),
-) -> dict[str, np.ndarray]:
-    """Group rows by clip, write the clips whose rows are all here and good as parts, and return one
-    status row per clip {clip_id, part, n_rows, decode_s, feature_s, write_s, error_*}.
+) -> tuple[dict[str, np.ndarray], dict[str, pa.Table] | None]:
+    """Group rows by clip -> (one status row per clip {clip_id, n_rows, decode_s, feature_s, error_*},
+    one table per feature set holding the clips whose rows are all here and good, or None).
 
     ``feats``: feature set -> (rows, *shape) float32 array, or a list of bytes (binary feature sets).
     ``feature_s``: feature seconds per row. ``extra_keys``: more per-row columns to store (frame_index...).
@@ -210,13 +221,12 @@ def finish_batch(
     for i, cid in enumerate(batch["clip_id"]):
         clip_rows[str(cid)].append(i)
     status: dict[str, list] = defaultdict(list)
-    good: dict[int, list[int]] = defaultdict(list)  # part -> rows to write
+    good: list[int] = []  # rows to write, clip by clip, segments in order
     for cid, rows in clip_rows.items():
         first = rows[0]
         bad = [i for i in rows if not ok[i]]
         complete = len(rows) == int(batch["n_segments"][first])
         status["clip_id"].append(cid)
-        status["part"].append(int(batch["part"][first]))
         status["decode_s"].append(float(np.sum(batch["decode_s"][rows])))
         status["feature_s"].append(feature_s * len(rows))
         if bad or not complete:
@@ -228,18 +238,15 @@ def finish_batch(
             for key, value in zip(ERROR_COLUMNS, fields, strict=True):
                 status[key].append(str(value))
         else:
-            rows = sorted(rows, key=lambda i: int(batch["segment"][i]))
-            good[int(batch["part"][first])].extend(rows)
+            good.extend(sorted(rows, key=lambda i: int(batch["segment"][i])))
             status["n_rows"].append(len(rows))
             for key in ERROR_COLUMNS:
                 status[key].append("")
-    t0 = time.perf_counter()
-    for part, rows in good.items():
-        idx = np.asarray(rows)
+    tables = None
+    if good:
+        idx = np.asarray(good)
         keys = {k: batch[k][idx] for k in ("clip_id", "segment", "start_s", "end_s", *extra_keys)}
         values = {n: (v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]) for n, v in feats.items()}
-        write_part(storage, part, sinks, keys, values, carried.take(pa.array(batch["row"][idx])), compression)
-    n_written = max(1, sum(status["n_rows"]))
-    write_s = time.perf_counter() - t0
-    status["write_s"] = [write_s * n / n_written for n in status["n_rows"]]
-    return {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in status.items()}
+        tables = clip_tables(sinks, keys, values, carried.take(pa.array(batch["row"][idx])))
+    out = {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in status.items()}
+    return out, tables

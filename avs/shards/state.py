@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 (pa.compute)
 
 from avs.shards.storage import Storage
+from avs.shards.writer import part_name
 
 FEATURE_SET_FILE = "_feature_set.json"
 ERRORS_FILE = "errors.parquet"
@@ -91,7 +92,7 @@ def clips_in_parts(storage: Storage, names: list[str], parts: list[int]) -> set[
     for name in names:
         have: set[str] = set()
         for part in parts:
-            rel = f"{name}/part-{part:05d}.parquet"
+            rel = f"{name}/{part_name(part)}"
             if storage.exists(rel):
                 have.update(storage.read_table(rel, columns=["clip_id"]).column("clip_id").to_pylist())
         out = have if out is None else out & have

@@ -1,11 +1,11 @@
 """Ray Data stages of the video branch: one decode per video, shared by every video feature set.
 
 CPU (and GPU without DALI):
-    input blocks {clip_id, video_path, row, part}
-      -> VideoDecodeStage  -> frame rows {clip_id, row, part, segment, frame_index, timestamp_s, start_s, end_s,
+    input blocks {clip_id, video_path, row, block}
+      -> VideoDecodeStage  -> frame rows {clip_id, row, block, segment, frame_index, timestamp_s, start_s, end_s,
                                           n_segments, frame (H, W, 3) uint8, error_*}   (guarded child process)
-      -> VideoFeatureStage -> frames (JPEG), CLIP embeddings, zero-shot probabilities; parts written by the
-                              worker; one status row per clip (as the audio branch)
+      -> VideoFeatureStage -> frames (JPEG), CLIP embeddings, zero-shot probabilities; whole clips sent
+                              to a part writer; one status row per clip (as the audio branch)
 GPU with DALI (``video.backend: dali``, or ``auto`` on a GPU cluster with the ``gpu`` extra):
     input blocks -> DaliVideoStage: decode on the GPU (NVDEC) and compute the features there, frames never
                     leave the GPU except for the JPEGs of the frames set.
@@ -38,15 +38,15 @@ def _has_path(path: Any) -> bool:
 def frame_rows(
     clips: Iterable[tuple[str, int, int, Any, dict[str, str], float]], half_window: float
 ) -> tuple[dict[str, np.ndarray], list[Any]]:
-    """Rows of a block from decoded clips ``(clip_id, row, part, FrameBatch | None, error, seconds)``:
+    """Rows of a block from decoded clips ``(clip_id, row, block, FrameBatch | None, error, seconds)``:
     one row per frame (one error row for a clip that failed) and the frames in row order."""
     cols: dict[str, list] = defaultdict(list)
     frames: list[Any] = []
-    for clip_id, row, part, got, error, seconds in clips:
+    for clip_id, row, block, got, error, seconds in clips:
         n = 1 if got is None else len(got.frames)
         cols["clip_id"] += [str(clip_id)] * n
         cols["row"] += [int(row)] * n
-        cols["part"] += [int(part)] * n
+        cols["block"] += [int(block)] * n
         cols["n_segments"] += [n] * n
         cols["decode_s"] += [seconds / n] * n
         if got is None:
@@ -98,12 +98,12 @@ class VideoDecodeStage:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         clips = []
-        for clip_id, path, row, part in zip(
-            batch["clip_id"], batch["video_path"], batch["row"], batch["part"], strict=True
+        for clip_id, path, row, block in zip(
+            batch["clip_id"], batch["video_path"], batch["row"], batch["block"], strict=True
         ):
             t0 = time.perf_counter()
             got, error = self._read(path)
-            clips.append((clip_id, row, part, got, error, time.perf_counter() - t0))
+            clips.append((clip_id, row, block, got, error, time.perf_counter() - t0))
         out, frames = frame_rows(clips, self.half_window)
         if len({f.shape for f in frames}) == 1:
             out["frame"] = np.stack(frames)  # (rows, H, W, 3) uint8
@@ -115,7 +115,7 @@ class VideoDecodeStage:
 
 
 class VideoFeatureStage(FeatureWorker):
-    """Frames -> every video feature set (CUDA when present, CLIP in fp16 there); writes parts."""
+    """Frames -> every video feature set (CUDA when present, CLIP in fp16 there); clips go to a part writer."""
 
     def features(self, batch: dict[str, np.ndarray], frames: Any) -> dict[str, np.ndarray]:
         """Compute the feature sets of the good rows (frames: numpy arrays or CUDA tensors, row order),
@@ -146,18 +146,9 @@ class VideoFeatureStage(FeatureWorker):
                 for j, i in enumerate(rows):
                     feats[sink.name][i] = values[j]
         feature_s = (time.perf_counter() - t0) / max(1, n)
-        return finish_batch(
-            batch,
-            ok,
-            errors,
-            feats,
-            feature_s,
-            self.sinks,
-            self.storage,
-            self.carried,
-            self.compression,
-            extra_keys=VIDEO_KEYS,
-        )
+        status, tables = finish_batch(batch, ok, errors, feats, feature_s, self.sinks, self.carried, VIDEO_KEYS)
+        self.send(int(batch["block"][0]), tables)
+        return status
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         frames = batch.pop("frame")
@@ -209,7 +200,7 @@ class DaliVideoStage(VideoFeatureStage):
                 results[i] = (None, error_fields("decode", g)) if isinstance(g, Exception) else (g, {})
         seconds = (time.perf_counter() - t0) / max(1, n)
         clips = [
-            (batch["clip_id"][i], batch["row"][i], batch["part"][i], got, err, seconds)
+            (batch["clip_id"][i], batch["row"][i], batch["block"][i], got, err, seconds)
             for i, (got, err) in enumerate(results)
         ]
         out, frames = frame_rows(clips, self.half_window)

@@ -1,10 +1,9 @@
-"""Worker-side Parquet part writer.
+"""Rows of feature shards: key columns, feature columns, part names.
 
-Each feature batch holds whole clips (the decode stage emits every segment of a clip in one block), so
-the feature worker that computed them writes them itself: one ``part-NNNNN.parquet`` per feature set,
-all with the same rows, each written to a temporary name and renamed. The driver never touches feature
-bytes; it only counts what the workers report. Part numbers are fixed by the input block, so a retried
-task rewrites the same part instead of adding a second copy.
+Each feature batch holds whole clips (the decode stage emits every segment of a clip in one block); the
+feature worker turns them into one Arrow table per feature set (``clip_tables``) and hands them to a part
+writer (``avs/shards/part_writer.py``), which gathers many clips into each ``part-NNNNNNNN.parquet``. The
+driver never touches feature bytes; it only counts what the workers report.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 
 from avs.data.manifest import CARRIED_COLUMNS
-from avs.shards.storage import Storage
 
 KEY_TYPES = {
     "clip_id": pa.string(),
@@ -36,8 +34,11 @@ class FeatureSink:
     column: str | None = None  # column name; None = the feature set's name
 
 
+PART_DIGITS = 8  # part-00000000.parquet ... : names sort in part order up to 10**8 parts
+
+
 def part_name(part: int) -> str:
-    return f"part-{part:05d}.parquet"
+    return f"part-{part:0{PART_DIGITS}d}.parquet"
 
 
 def feature_column(values: np.ndarray, shape: tuple[int, ...]) -> pa.FixedSizeListArray:
@@ -46,33 +47,23 @@ def feature_column(values: np.ndarray, shape: tuple[int, ...]) -> pa.FixedSizeLi
     return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), int(np.prod(shape)))
 
 
-def write_part(
-    storage: Storage,
-    part: int,
+def clip_tables(
     sinks: tuple[FeatureSink, ...],
     keys: dict[str, np.ndarray],
     features: dict[str, np.ndarray | list[bytes]],
     carried: pa.Table,
-    compression: str = "lz4",
-) -> str:
-    """Write rows (``keys``: clip_id, segment, start_s, end_s; ``features``: name -> (rows, *shape)) plus
-    the manifest columns ``carried`` (one row per feature row) as part ``part`` of every feature set."""
+) -> dict[str, pa.Table]:
+    """Rows (``keys``: clip_id, segment, start_s, end_s, ...; ``features``: name -> (rows, *shape)) plus
+    the manifest columns ``carried`` (one row per feature row) -> one table per feature set, with the
+    feature set's schema metadata; what a part writer appends."""
     base = {k: pa.array(v.astype(str) if k == "clip_id" else v, KEY_TYPES[k]) for k, v in keys.items()}
     for col in CARRIED_COLUMNS:
         base[col] = carried.column(col)
-    name = part_name(part)
+    out = {}
     for sink in sinks:
-        column = sink.column or sink.name
         if sink.dtype == "binary":
             values = pa.array(features[sink.name], pa.binary())
         else:
             values = feature_column(features[sink.name], sink.shape)
-        table = pa.table({**base, column: values})
-        table = table.replace_schema_metadata(sink.metadata)
-        # Statistics and dictionaries only for the small columns: on megabytes of floats they cost 2-3x
-        # the write time and no reader uses them.
-        small = [c for c in table.column_names if c != column]
-        storage.write_table(
-            f"{sink.name}/{name}", table, compression=compression, use_dictionary=small, write_statistics=small
-        )
-    return name
+        out[sink.name] = pa.table({**base, sink.column or sink.name: values}).replace_schema_metadata(sink.metadata)
+    return out
