@@ -541,3 +541,65 @@ def test_predict_zeroshot_reorders_stored_probabilities(ray_local, shards, tmp_p
     np.testing.assert_allclose(s.probs, x[:, ::-1], atol=1e-6)
     assert got.column("start_s").to_pylist() == stored.column("timestamp_s").to_pylist()
     assert json.loads(got.schema.metadata[b"avs.predict"])["kind"] == "zeroshot"
+
+
+def test_trainer_without_state_api_leaves_out_only_the_placement_group_cleaner(tmp_path):
+    """Without a dashboard (the embedded Ray), Ray Train V2's PlacementGroupCleaner would ask the State API once a
+    second and log "Failed to query Ray Train Controller actor state" each time: the trainer leaves it out."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from avs.train.job import trainer_class
+
+    def names(state_api: bool) -> list[str]:
+        trainer = trainer_class(state_api)(
+            lambda: None,
+            scaling_config=ScalingConfig(num_workers=1),
+            run_config=RunConfig(storage_path=str(tmp_path), name=f"api-{state_api}"),
+        )
+        return [type(c).__name__ for c in trainer._create_default_callbacks()]
+
+    assert trainer_class(True) is TorchTrainer
+    with_api, without = names(True), names(False)
+    assert "PlacementGroupCleanerCallback" in with_api  # (if Ray drops it, this test and trainer_class can go)
+    assert without == [n for n in with_api if n != "PlacementGroupCleanerCallback"]
+
+
+@pytest.mark.ray
+def test_train_cli_terminal_shows_progress_lines_not_ray_chatter(shards, tmp_path):
+    """`python jobs/train.py` as a user runs it (its own embedded Ray, workers' output forwarded to the terminal):
+    avs's lines, none of Ray Train's per-second State API failures or INFO lines."""
+    import os
+    import subprocess
+    import sys
+
+    root, _ = shards
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    args = ["--features", ",".join(CLIP_SETS), "--classes", ",".join(CLASSES), "--epochs", "2", "--batch-size", "4"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parents[1] / "jobs" / "train.py"),
+            str(root),
+            *args,
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    terminal = proc.stdout + proc.stderr
+    assert proc.returncode == 0, terminal[-4000:]
+    assert "[avs train] epoch 1/2:" in terminal and "[avs train] epoch 2/2:" in terminal
+    for chatter in (
+        "Failed to query Ray Train Controller actor state",  # the PlacementGroupCleaner without a State API
+        "PlacementGroupCleaner",
+        "PreemptionWatcher",  # its core_worker error line
+        "(TrainController",  # Ray Train's INFO lines: resources requested, worker group started
+        "Setting up process group",
+        "RayDeprecationWarning",  # Ray Train's default ingest options calling a deprecated setter
+        "execution finished in",  # Ray Data's per-epoch INFO lines in its SplitCoordinator actors
+    ):
+        assert chatter not in terminal, f"{chatter!r} in the terminal:\n{terminal[-4000:]}"

@@ -36,9 +36,21 @@ from avs.train.data import DataSpec, channel_stats, feature_info, label_counts, 
 SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"  # Ray Train V2's run state in <out>/<name>/
 
 
+# Set for the embedded local Ray that ``init_ray`` starts, before it starts (its processes inherit them), unless
+# the user set them: one machine is never drained by an autoscaler, so Ray Train's PreemptionWatcher actor (one
+# more process per run, and a core_worker error line about its restartable constructor arguments) has nothing to
+# watch; Ray Data's INFO lines in its actors ("Dataset train_... execution finished in 7.60 seconds" per epoch
+# and split) are left out of the terminal like the driver's (``avs.train.worker.quiet_ray_logs``).
+EMBEDDED_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_DATA_LOG_LEVEL": "WARNING"}
+
+
 def init_ray(num_cpus: int | None = None) -> None:
     """Connect to the cluster of ``ray job submit`` (RAY_ADDRESS) or start an embedded local Ray that shows
-    the workers' progress lines."""
+    the workers' progress lines.
+
+    The embedded Ray has no dashboard (``include_dashboard=False``; avs does not install ``ray[default]``), so
+    Ray's State API, which the dashboard serves, is not there: ``run_train`` leaves out the one Ray Train part
+    that needs it (see ``state_api_available``)."""
     import ray
 
     if ray.is_initialized():
@@ -46,7 +58,63 @@ def init_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True)
     else:
+        for key, value in EMBEDDED_RAY_ENV.items():
+            os.environ.setdefault(key, value)
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)
+
+
+def state_api_available(timeout_s: float = 5.0) -> bool:
+    """Whether Ray's State API (``ray.util.state``, an HTTP API of the dashboard) answers on this cluster."""
+    try:
+        from ray.util.state import list_nodes
+
+        list_nodes(limit=1, timeout=timeout_s, raise_on_missing_output=False)
+    except Exception:  # no dashboard (ServerUnavailable), no ray[default], refused token, ...
+        return False
+    return True
+
+
+def trainer_class(state_api: bool):
+    """``TorchTrainer``; without a State API, one that leaves out Ray Train V2's ``PlacementGroupCleaner``.
+
+    Every ``TorchTrainer.fit()`` of Ray Train V2 starts a detached ``PlacementGroupCleaner`` actor that asks the
+    State API once a second (``ray.util.state.get_actor``) whether the Train controller is still alive, so that
+    it can remove the workers' placement group if the controller dies. Without a dashboard each ask fails with
+    ``ServerUnavailable`` and the actor logs "Failed to query Ray Train Controller actor state. State API may be
+    temporarily unavailable. Continuing to monitor." -- once a second for the whole run, into the terminal
+    (``log_to_driver``) -- and it can never see the controller die, so it cleans nothing up. The local Ray and
+    a job's placement groups go away with the driver anyway.
+    """
+    from ray.train.torch import TorchTrainer
+
+    if state_api:
+        return TorchTrainer
+    try:
+        from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
+    except ImportError:  # pragma: no cover - Ray versions without the cleaner
+        return TorchTrainer
+
+    class TrainerWithoutStateApi(TorchTrainer):
+        def _create_default_callbacks(self):
+            callbacks = super()._create_default_callbacks()
+            return [cb for cb in callbacks if not isinstance(cb, PlacementGroupCleanerCallback)]
+
+    return TrainerWithoutStateApi
+
+
+def ingest_options():
+    """Ray Data options for the workers' dataset shards: Ray Train's defaults
+    (``DataConfig.default_ingest_options``: resource limits, order and verbosity of the current DataContext)
+    without ``exclude_resources``, whose deprecated setter those defaults call, printing a RayDeprecationWarning
+    from Ray's own code on every run (Ray Train V2 reserves the workers' resources itself)."""
+    import ray.data
+
+    opts = ray.data.DataContext.get_current().execution_options
+    return ray.data.ExecutionOptions(
+        resource_limits=opts.resource_limits,
+        preserve_order=opts.preserve_order,
+        verbose_progress=opts.verbose_progress,
+    )
 
 
 def _guess_family(cfg: TrainConfig, infos: list) -> str:
@@ -161,8 +229,7 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
 
     ``fail_once`` (tests): ``{"epoch": k, "flag": path}`` makes rank 0 raise once at the start of epoch k.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 
     from avs.models.checkpoint import load_model, save_checkpoint
     from avs.train.worker import CHECKPOINT_FILE, quiet_ray_logs, train_loop_per_worker
@@ -222,13 +289,16 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     resources = {"CPU": cfg.cpus_per_worker}
     if use_gpu:
         resources["GPU"] = 1
-    trainer = TorchTrainer(
+    trainer = trainer_class(state_api_available())(
         train_loop_per_worker,
         train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             storage_path=out.uri,
             name=cfg.name,
+            # Ray Train's own INFO lines (resources requested, worker group started, process group set up) on
+            # the controller and the workers: warnings and errors only, beside the workers' epoch lines
+            logging_config=LoggingConfig(log_level="WARNING"),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(
                 num_to_keep=cfg.num_to_keep,
@@ -237,6 +307,7 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
             ),
         ),
         datasets={"train": train_ds, "val": val_ds},
+        dataset_config=DataConfig(execution_options=ingest_options()),
     )
     t = time.perf_counter()
     result = trainer.fit()

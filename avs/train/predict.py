@@ -107,7 +107,8 @@ class Predictor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        x = torch.as_tensor(np.asarray(batch["x"], dtype=np.float32), device=self.device)
+        # writable (a copy only where Ray Data hands a read-only view): torch warns on non-writable arrays
+        x = torch.as_tensor(np.require(batch["x"], dtype=np.float32, requirements="W"), device=self.device)
         if self.spec.family == "logmel":
             x = standardize(x, self.spec.mean, self.spec.std)
         amp = self.device.type == "cuda"

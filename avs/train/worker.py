@@ -92,6 +92,8 @@ def quiet_ray_logs() -> None:
         pass
     for name in names:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # its one notice that the bars are off (a WARNING) answers the setting just made
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
 def _restore(model, optimizer, scheduler, scaler) -> tuple[int, list[dict[str, Any]], list[int]]:
