@@ -139,6 +139,12 @@ class ChildProcess:
             except OSError:
                 pass
 
+    def start(self) -> None:
+        """Start the child now (it is otherwise started by the first ``call``)."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._kill()
+            self._start()
+
     def call(self, request: Any, path: str) -> tuple:
         """Send ``request`` (about file ``path``, for messages) and return the reply's payload tuple."""
         if self._proc is None or self._proc.poll() is not None:

@@ -6,7 +6,6 @@ import dataclasses
 from typing import Literal
 
 import numpy as np
-import torch
 
 from avs.decode.errors import TooShort
 
@@ -24,6 +23,7 @@ def resample(audio: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     """(channels, samples) float32 resampled with torchaudio's band-limited sinc (Hann window, width 6)."""
     if from_hz == to_hz:
         return audio
+    import torch  # here, not at import: decoder child processes use this module without torch
     import torchaudio.functional as AF
 
     out = AF.resample(torch.from_numpy(np.ascontiguousarray(audio)), from_hz, to_hz)

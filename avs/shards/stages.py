@@ -5,6 +5,11 @@
       -> FeatureStage  -> features computed, whole clips sent to a part writer (avs/shards/part_writer.py);
                           returns one small row per clip {clip_id, n_rows, error_stage, error_type, error_message}
 
+On CPU the two are one stage, ``AudioStage`` (decode and features in one actor per core, each with its own
+decoder child): the decoded audio then never crosses the object store, and with one actor per core the
+cores stay busy without a decode / feature balance to tune. On GPUs they stay apart, so the GPU's actor
+never waits for CPU decoding.
+
 A clip that fails becomes one row whose ``error_type`` is set, so failures travel with the data and the
 driver counts exactly: every input clip comes back once, written or failed.
 """
@@ -38,8 +43,11 @@ class DecodeStage:
         from avs.decode.guard import GuardedDecoder
 
         self.audio = audio
-        self.decoder = GuardedDecoder(timeout_s=timeout_s, plugins=plugins, backend=audio.backend)
+        self.decoder = GuardedDecoder(
+            timeout_s=timeout_s, plugins=plugins, backend=audio.backend, channels=audio.channels
+        )
         self.shape = (audio.n_channels(), audio.segment_samples())  # (channels, samples) of one segment
+        self.decoder.start()  # now, while the other actors start, not on the first clip
 
     def decode_clip(self, path: str) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, str]]:
         """-> (segments (n, channels, samples), starts_s (n,), {}) or (None, None, error fields)."""
@@ -88,6 +96,28 @@ class DecodeStage:
         out["end_s"] = out["start_s"] + seconds
         out["audio"] = np.concatenate(audio) if audio else np.zeros((0, *self.shape), np.float32)
         return out
+
+
+class AudioStage:
+    """CPU: ``DecodeStage`` then ``FeatureStage`` in one actor (input blocks -> status rows per clip)."""
+
+    def __init__(self, audio: AudioConfig, timeout_s: float, plugins: tuple[str, ...] = (), **feature_kw: Any) -> None:
+        self.decode = DecodeStage(audio, timeout_s, plugins)
+        self.features = FeatureStage(audio, **feature_kw)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.features(self.decode(batch))
+
+
+def finite_rows(values: np.ndarray) -> np.ndarray:
+    """(rows, ...) -> (rows,) True where every value is finite. One summing pass (a NaN or inf makes the
+    row's sum non-finite); only rows whose sum is not finite are looked at value by value (a sum of finite
+    values can overflow)."""
+    flat = values.reshape(len(values), -1)
+    ok = np.isfinite(flat.sum(axis=1, dtype=np.float64))
+    for i in np.flatnonzero(~ok):
+        ok[i] = bool(np.isfinite(flat[i]).all())
+    return ok
 
 
 def pick_device(device: str) -> str:
@@ -166,9 +196,15 @@ class FeatureStage(FeatureWorker):
         out: dict[str, np.ndarray] = {}
         for sink in self.sinks:
             extractor = self.extractors[sink.name]
-            values = np.zeros((len(audio), *sink.shape), dtype=np.float32)
             rows = np.flatnonzero(ok)
-            if len(rows):
+            values = None
+            if len(rows) == len(audio):  # the usual case: every row, straight from the extractor (no copy)
+                try:
+                    values = self._compute(extractor, audio)
+                except Exception:
+                    values = None
+            if values is None:
+                values = np.zeros((len(audio), *sink.shape), dtype=np.float32)
                 try:
                     values[rows] = self._compute(extractor, audio[rows])
                 except Exception:  # find the rows that fail, keep the others
@@ -177,8 +213,7 @@ class FeatureStage(FeatureWorker):
                             values[i] = self._compute(extractor, audio[i : i + 1])[0]
                         except Exception as exc:
                             self._fail(errors, ok, i, f"{sink.name}: {exc}", type(exc).__name__)
-            finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
-            for i in np.flatnonzero(ok & ~finite):
+            for i in np.flatnonzero(ok & ~finite_rows(values)):
                 self._fail(errors, ok, i, f"{sink.name}: non-finite feature values", "non_finite")
             out[sink.name] = values
         return out
@@ -244,9 +279,12 @@ def finish_batch(
                 status[key].append("")
     tables = None
     if good:
-        idx = np.asarray(good)
+        idx = slice(None) if good == list(range(len(batch["clip_id"]))) else np.asarray(good)  # slices: no copy
         keys = {k: batch[k][idx] for k in ("clip_id", "segment", "start_s", "end_s", *extra_keys)}
-        values = {n: (v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]) for n, v in feats.items()}
+        values = {
+            n: v[idx] if isinstance(v, np.ndarray) or isinstance(idx, slice) else [v[i] for i in idx]
+            for n, v in feats.items()
+        }
         tables = clip_tables(sinks, keys, values, carried.take(pa.array(batch["row"][idx])))
     out = {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in status.items()}
     return out, tables
