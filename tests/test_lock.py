@@ -9,6 +9,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock-cpu.txt"
+CLUSTER_LOCK = ROOT / "requirements" / "lock-cluster.txt"
 # The platform the lock is made for (scripts/lock.sh): CPython 3.11 on x86_64 Linux.
 LOCK_ENV = {
     "platform_machine": "x86_64",
@@ -21,7 +22,7 @@ LOCK_ENV = {
     "platform_python_implementation": "CPython",
     "extra": "",
 }
-LOCKED_EXTRAS = ("dev",)  # extras the CPU lock installs (the README's install)
+LOCKED_EXTRAS = {LOCK: ("dev",), CLUSTER_LOCK: ("dev", "cluster")}  # extras each lock installs
 
 
 def read_lock(text: str) -> dict[str, str]:
@@ -47,26 +48,33 @@ def uncovered(requirements: list[str], pins: dict[str, str], env: dict[str, str]
     return missing
 
 
-def _pyproject_requirements() -> list[str]:
+def _pyproject_requirements(extras: tuple[str, ...]) -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in LOCKED_EXTRAS:
+    for extra in extras:
         reqs += project["optional-dependencies"][extra]
     return reqs
 
 
-def test_lock_covers_every_dependency_of_pyproject():
-    pins = read_lock(LOCK.read_text())
-    assert len(pins) > 50  # the whole transitive set, not only the direct dependencies
-    assert uncovered(_pyproject_requirements(), pins, LOCK_ENV) == [], "run: bash scripts/lock.sh"
+def test_locks_cover_every_dependency_of_pyproject():
+    for lock, extras in LOCKED_EXTRAS.items():
+        pins = read_lock(lock.read_text())
+        assert len(pins) > 50  # the whole transitive set, not only the direct dependencies
+        assert uncovered(_pyproject_requirements(extras), pins, LOCK_ENV) == [], f"{lock.name}: bash scripts/lock.sh"
 
 
-def test_lock_pins_exact_versions_with_hashes():
-    text = LOCK.read_text()
-    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])  # one entry per package
-    for entry in entries:
-        if entry.strip():
-            assert "==" in entry.splitlines()[0] and "--hash=sha256:" in entry, entry.splitlines()[0]
+def test_cluster_lock_is_the_cpu_lock_plus_the_cluster_extra():
+    cpu, cluster = read_lock(LOCK.read_text()), read_lock(CLUSTER_LOCK.read_text())
+    assert {name: cluster.get(name) for name in cpu} == cpu  # the tested versions, on the cluster too
+
+
+def test_locks_pin_exact_versions_with_hashes():
+    for lock in LOCKED_EXTRAS:
+        text = lock.read_text()
+        entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])  # one entry per package
+        for entry in entries:
+            if entry.strip():
+                assert "==" in entry.splitlines()[0] and "--hash=sha256:" in entry, entry.splitlines()[0]
 
 
 def test_coverage_check_catches_a_missing_or_stale_pin():
