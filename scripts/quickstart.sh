@@ -11,7 +11,8 @@ fi
 # without resolving anything again. Refresh the lock with: bash scripts/lock.sh
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
 .venv/bin/python -m pip install --quiet --require-hashes --only-binary :all: -r requirements/lock-cpu.txt
-.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+# (setuptools' notes about editable installs are for packaging maintainers, not for this terminal)
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 .venv/bin/avs demo-data demo
 # Paper 000's features: log-mel + deltas, frames, CLIP embeddings of three encoders, zero-shot CLIP.
 # No CLIP weights can be downloaded here, so the demo uses (seeded) random CLIP weights, explicitly, and
