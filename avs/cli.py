@@ -133,6 +133,26 @@ def with_random_clip_weights(cfg: Any) -> Any:
     return dataclasses.replace(cfg, features=tuple(features))
 
 
+def start_ray_while_importing(num_cpus: int | None) -> None:
+    """Start (or join) Ray now, importing torch and the extractors in a thread meanwhile: the two take
+    ~3 s each on two cores, mostly waiting on different things, so the run starts ~2 s sooner."""
+    import threading
+
+    from avs.shards.pipeline import init_ray
+
+    def imports() -> None:
+        import ray.data  # noqa: F401
+
+        from avs.features.base import _import_builtin_extractors
+
+        _import_builtin_extractors()  # torch, torchaudio and every extractor module
+
+    thread = threading.Thread(target=imports, name="avs-imports", daemon=True)
+    thread.start()
+    init_ray(num_cpus)
+    thread.join()
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     from avs.features.base import extractor_config
     from avs.shards.lease import LeaseHeldError
@@ -142,6 +162,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     try:
         cfg = extract_config_from_args(args)
+        start_ray_while_importing(cfg.pipeline.num_cpus)
         for f in cfg.features:
             extractor_config(f.extractor, f.params)  # unknown extractor / option: fail before any work
     except (ValueError, TypeError, KeyError) as exc:

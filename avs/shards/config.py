@@ -63,8 +63,10 @@ class FeatureSetConfig:
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     batch_clips: int = 4  # clips per decode task (and per feature batch: blocks hold whole clips)
-    decoders: int | None = None  # decode actors; None = a quarter of the CPUs (GPU: CPUs - GPUs), at least 1
-    feature_workers: int | None = None  # feature actors; None = one per GPU, or CPUs - decoders on CPU
+    # decode actors of GPU runs and of video on CPU; None = CPUs - GPUs (GPU) or a quarter of the CPUs.
+    # Audio on CPU decodes inside its feature actors (one per CPU), so there it only sets their number.
+    decoders: int | None = None
+    feature_workers: int | None = None  # feature actors; None = one per GPU; on CPU: one per CPU (audio)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when the cluster has GPUs
     decode_timeout_s: float = 120.0  # a decoder still busy after this long on one file is killed
     # A part is committed at rows_per_shard rows or part_megabytes of any feature set, whichever comes
