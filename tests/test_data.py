@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from avs.classes import SCENE_CLASSES
 from avs.data import (
     DATASETS,
     MANIFEST_SCHEMA,
@@ -26,7 +27,6 @@ from avs.data import (
 )
 from avs.data.demo import DESED_CLASSES, write_demo_data, write_desed_demo, write_tau_demo
 from avs.data.probe import MEDIA_EXTENSIONS
-from avs.data.tau import SCENE_CLASSES
 from avs.testing import media, signals
 
 # ------------------------------------------------------------------------------------------------ fixtures

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from avs.data.tau import SCENE_CLASSES
+from avs.classes import SCENE_CLASSES
 from avs.ensemble import EnsembleConfig, Scores, ensemble_paper000
 
 

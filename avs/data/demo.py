@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from avs.data.tau import SCENE_CLASSES
+from avs.classes import SCENE_CLASSES
 from avs.testing.media import pick_video_codec, write_video, write_wav
 from avs.testing.signals import colored_noise, event_sound, scene_audio
 

@@ -29,18 +29,6 @@ from avs.data.manifest import manifest_from_records
 from avs.data.probe import probe_duration_s
 
 DATASET_NAME = "tau-av-2021"
-SCENE_CLASSES = (
-    "airport",
-    "bus",
-    "metro",
-    "metro_station",
-    "park",
-    "public_square",
-    "shopping_mall",
-    "street_pedestrian",
-    "street_traffic",
-    "tram",
-)
 META_COLUMNS = ("filename_audio", "filename_video", "scene_label", "identifier")
 SPLITS = ("train", "evaluate", "test")  # precedence when a clip is in several lists
 _SPLIT_COLUMNS = {

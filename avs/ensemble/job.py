@@ -94,7 +94,7 @@ class Member:
 
 
 def _load(paths: Sequence[str]) -> list[Member]:
-    from avs.train.predict import read_predictions
+    from avs.predictions import read_predictions
 
     out = []
     for p in paths:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from avs.predictions import class_columns
+
 ID_COLUMN = "clip_id"
-NON_CLASS_COLUMNS = frozenset({"clip_id", "segment", "start_s", "end_s", "scene_label", "label", "filename", "fold"})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -76,7 +77,7 @@ class Scores:
         if id_column not in table.column_names:
             raise KeyError(f"score table has no {id_column!r} column; columns: {table.column_names}")
         if classes is None:
-            classes = [f.name for f in table.schema if f.name not in NON_CLASS_COLUMNS and pa.types.is_floating(f.type)]
+            classes = list(class_columns(table))
         if not classes:
             raise ValueError("score table has no class columns")
         probs = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in classes], axis=1)

@@ -35,7 +35,8 @@ import avs
 from avs.config import to_dict
 from avs.ensemble.fusion import average_segments
 from avs.ensemble.scores import Scores
-from avs.eval.report import _write_csv, markdown_table, write_report
+from avs.eval.report import _write_csv, write_report
+from avs.tables import markdown_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +91,8 @@ def _clip_truth(clip_ids: np.ndarray, row_ids: np.ndarray, labels: list[str]) ->
 
 
 def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...]]:
+    from avs.predictions import read_predictions
     from avs.shards.storage import Storage
-    from avs.train.predict import read_predictions
 
     systems: list[System] = []
     classes = tuple(cfg.classes) if cfg.classes else None

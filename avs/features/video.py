@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from avs.data.tau import SCENE_CLASSES
+from avs.classes import SCENE_CLASSES
 from avs.features.base import register_extractor
 from avs.features.clip_image import ClipEncoderConfig
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from avs.data.tau import SCENE_CLASSES
+from avs.classes import SCENE_CLASSES
 from avs.train.recipe import RecipeConfig, paper000_recipe
 
 FAMILIES = ("logmel", "frame", "clip")

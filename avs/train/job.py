@@ -363,7 +363,7 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
 
 def history_table(history: list[dict[str, Any]]) -> str:
     """Per-epoch lines for the terminal."""
-    from avs.eval.report import markdown_table
+    from avs.tables import markdown_table
 
     header = ["epoch", "train_loss", "val_loss", "val_log_loss", "val_accuracy", "samples_per_s", "epoch_s"]
     return markdown_table(header, [[h.get(k) for k in header] for h in history], digits=4)

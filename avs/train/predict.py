@@ -37,10 +37,10 @@ import yaml
 
 import avs
 from avs.config import from_dict, to_dict
+from avs.predictions import PREDICTIONS_FILE
 from avs.shards.storage import Storage
 from avs.train.data import DataSpec, feature_info, split_dataset, standardize
 
-PREDICTIONS_FILE = "predictions.parquet"
 OUT_KEYS = ("clip_id", "segment", "split", "label", "start_s", "end_s")
 
 
@@ -277,26 +277,3 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
     }
     out.write_json("predict.json", summary)
     return summary
-
-
-def read_predictions(path: str) -> tuple[pa.Table, tuple[str, ...]]:
-    """A predictions folder or file -> ``(table, classes)`` (classes from ``avs.classes`` metadata, else every
-    float column that is not a key)."""
-    storage = Storage(path)
-    rel = PREDICTIONS_FILE if storage.exists(PREDICTIONS_FILE) else None
-    if rel is None:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(storage.root, filesystem=storage.fs)
-    else:
-        table = storage.read_table(rel)
-    meta = table.schema.metadata or {}
-    if b"avs.classes" in meta:
-        classes = tuple(json.loads(meta[b"avs.classes"]))
-    else:
-        from avs.ensemble.scores import NON_CLASS_COLUMNS
-
-        classes = tuple(
-            f.name for f in table.schema if f.name not in NON_CLASS_COLUMNS and pa.types.is_floating(f.type)
-        )
-    return table, classes
