@@ -103,7 +103,8 @@ def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
 
         video_decoder = choose_video_decoder(cfg.video.backend, use_gpu, _dali_installed())
     n_models = sum(1 for f in cfg.features if f.extractor in ("clip", "clip-zeroshot"))
-    memory = plan_memory(branch, n_models, decoders, feature_workers, resources.get("memory"), p)
+    writers = -(-feature_workers // FEATURE_WORKERS_PER_WRITER)  # ceil
+    memory = plan_memory(branch, n_models, decoders, feature_workers, writers, resources.get("memory"), p)
     return {
         "cpus": cpus,
         "gpus": gpus,
@@ -111,11 +112,15 @@ def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
         "feature_workers": feature_workers,
         "decoders": decoders,
         "feature_threads": threads,
+        "writers": writers,
         "memory_bytes": memory,
         **({"video_decoder": video_decoder} if video_decoder else {}),
     }
 
 
+# One part writer (a thread of Parquet writing, ~500 MB/s: ~170 log-mel clips/s) keeps up with several
+# feature workers; fewer writers are fewer processes to start before the first result.
+FEATURE_WORKERS_PER_WRITER = 4
 MIB = 2**20
 # Memory each actor declares (MiB), so Ray places actors where they fit. Measured on the quickstart (USS,
 # Ray Data's own metric) plus Ray Data's 25% headroom: audio decode ~0.4 GiB (the worker and its decoder
@@ -132,7 +137,7 @@ ACTOR_MEMORY_MIB = {
 
 
 def plan_memory(
-    branch: str, n_models: int, decoders: int, feature_workers: int, available: float | None, p: Any
+    branch: str, n_models: int, decoders: int, feature_workers: int, writers: int, available: float | None, p: Any
 ) -> dict[str, int]:
     """Bytes of memory each decode / feature / writer actor declares: ``pipeline.decode_memory_mb`` /
     ``feature_memory_mb`` when set, else the estimates above, scaled down together when the actors would
@@ -145,7 +150,7 @@ def plan_memory(
     )
     feature *= MIB
     writer = ACTOR_MEMORY_MIB["writer"] * MIB
-    total = decoders * decode + feature_workers * (feature + writer)
+    total = decoders * decode + feature_workers * feature + writers * writer
     scale = min(1.0, 0.9 * float(available) / total) if available else 1.0
     return {"decode": int(decode * scale), "feature": int(feature * scale), "writer": int(writer * scale)}
 
@@ -556,14 +561,14 @@ def _dataset(
 
 
 def _writers(cfg: ExtractConfig, sinks: tuple[FeatureSink, ...], plan: dict[str, Any], first_part: int) -> list[Any]:
-    """One part writer per feature worker (a thread of Parquet writing each; no CPU reserved, since
-    writing waits on the disk most of the time and takes ~10% of a clip's work)."""
+    """``plan["writers"]`` part writers (a thread of Parquet writing each; no CPU reserved, since writing
+    waits on the disk much of the time and takes ~10-20% of a clip's work)."""
     import ray
 
     from avs.shards.part_writer import PartWriter
 
     p = cfg.pipeline
-    n = plan["feature_workers"]
+    n = plan["writers"]
     actor = ray.remote(PartWriter).options(num_cpus=0, max_restarts=0, memory=plan["memory_bytes"]["writer"])
     return [
         actor.remote(cfg.out, sinks, p.compression, first_part + i, n, p.rows_per_shard, int(p.part_megabytes * 2**20))
