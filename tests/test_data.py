@@ -26,6 +26,7 @@ from avs.data import (
     read_tau_av,
 )
 from avs.data.demo import DESED_CLASSES, write_demo_data, write_desed_demo, write_tau_demo
+from avs.data.manifest import manifest_from_records
 from avs.data.probe import MEDIA_EXTENSIONS
 from avs.testing import media, signals
 
@@ -243,6 +244,7 @@ def test_read_tau_av(small_tau):
     assert row["video_path"] == str(small_tau / "video" / "park-london-1040-40000.mp4")
     assert row["labels"] == ["park"] and row["location"] == "london-1040"
     assert row["dataset"] == "tau-av-2021" and row["duration_s"] == pytest.approx(1.0)
+    assert {r["label_kind"] for r in rows.values()} == {"class"}
     assert {r["split"] for r in rows.values()} == {"train", "evaluate"}  # test list = evaluate clips
     assert all(r["fold"] == 1 for r in rows.values())
     train_locs = {r["location"] for r in rows.values() if r["split"] == "train"}
@@ -314,6 +316,7 @@ def test_read_desed_strong_weak_unlabeled(small_desed):
 
     strong = [r for r in rows.values() if r["split"] == "train/synthetic"]
     assert rows["train/synthetic/0"]["labels"] == [] and rows["train/synthetic/0"]["events"] == []
+    assert {r["label_kind"] for r in strong} == {"strong"}  # a strong clip with no event is not unlabeled
     for r in strong:
         assert r["labels"] == sorted({e["label"] for e in r["events"]})
         assert all(0 <= e["onset_s"] < e["offset_s"] <= 10.0 for e in r["events"])
@@ -323,6 +326,9 @@ def test_read_desed_strong_weak_unlabeled(small_desed):
     assert all(r["labels"] and not r["events"] and set(r["labels"]) <= set(DESED_CLASSES) for r in weak)
     unlabeled = [r for r in rows.values() if r["split"] == "train/unlabel_in_domain"]
     assert len(unlabeled) == 3 and all(not r["labels"] and not r["events"] for r in unlabeled)
+    assert {r["label_kind"] for r in weak} == {"weak"} and {r["label_kind"] for r in unlabeled} == {"unlabeled"}
+    with pytest.raises(ValueError, match="label_kind must be one of"):
+        manifest_from_records([{"clip_id": "a", "path": "/a.wav", "label_kind": "strongish"}])
 
 
 def test_desed_events_are_in_the_audio(small_desed):

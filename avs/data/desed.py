@@ -49,8 +49,8 @@ def _parse_seconds(value: str, where: str, name: str) -> float:
     return seconds
 
 
-def _read_labels(tsv: Path) -> dict[str, dict[str, Any]]:
-    """filename -> {"labels": [...], "events": [...], "lineno": first line}, from a strong or weak tsv."""
+def _read_labels(tsv: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+    """("strong" | "weak", filename -> {"labels": [...], "events": [...], "lineno": first line}) of a tsv."""
     header, _ = read_delimited(tsv, "\t", ("filename",))
     if all(c in header for c in STRONG_COLUMNS):
         strong = True
@@ -84,7 +84,7 @@ def _read_labels(tsv: Path) -> dict[str, dict[str, Any]]:
     for entry in out.values():
         entry["labels"] = sorted(entry["labels"])
         entry["events"].sort(key=lambda e: (e["onset_s"], e["offset_s"], e["label"]))
-    return out
+    return ("strong" if strong else "weak"), out
 
 
 def _subset_records(
@@ -93,7 +93,7 @@ def _subset_records(
     if on_mismatch not in ON_MISMATCH:
         raise ValueError(f"on_mismatch must be one of {ON_MISMATCH}, got {on_mismatch!r}")
     files = _audio_files(audio_dir)
-    labels = _read_labels(tsv) if tsv is not None else None
+    kind, labels = _read_labels(tsv) if tsv is not None else ("unlabeled", None)
 
     if labels is not None:
         on_disk = {p.name for p in files}
@@ -125,6 +125,7 @@ def _subset_records(
                 "events": entry["events"],
                 "split": split or None,
                 "dataset": DATASET_NAME,
+                "label_kind": kind,
             }
         )
     return records

@@ -199,7 +199,7 @@ def read_manifest_file(path: str | os.PathLike, *, probe_durations: bool = True)
             "fold": fold,
             "dataset": str(_optional(row.get("dataset")) or "manifest"),
         }
-        for name in ("split", "location"):
+        for name in ("split", "location", "label_kind"):
             value = _optional(row.get(name))
             rec[name] = None if value is None else str(value)
         records.append(rec)

@@ -11,6 +11,9 @@ Columns (``MANIFEST_SCHEMA``):
     fold        int32 | null, cross-validation fold where the dataset defines one
     location    string | null, recording-location id (TAU ``identifier``), for location-disjoint splits
     dataset     string, which reader made the row ("tau-av-2021", "desed", "folder", "manifest")
+    label_kind  string | null, what the labels are: "strong" (events with times: a strong clip with no
+                events has none, it is not unlabeled), "weak" (clip labels only), "unlabeled" (no labels
+                by design), "class" (one class per clip, e.g. a TAU scene); null when the source does not say
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("fold", pa.int32()),
         pa.field("location", pa.string()),
         pa.field("dataset", pa.string()),
+        pa.field("label_kind", pa.string()),
     ]
 )
+LABEL_KINDS = ("strong", "weak", "unlabeled", "class")
 
 # Columns copied from the manifest onto every feature row.
-CARRIED_COLUMNS = ("labels", "events", "split", "fold", "location")
+CARRIED_COLUMNS = ("labels", "events", "split", "fold", "location", "label_kind")
 
 
 def manifest_from_records(records: Iterable[Mapping[str, Any]]) -> pa.Table:
@@ -68,3 +73,7 @@ def validate_manifest(table: pa.Table) -> None:
         seen: set[str] = set()
         dups = sorted({i for i in ids if i in seen or seen.add(i)})
         raise ValueError(f"manifest clip_id values must be unique; duplicated: {dups[:5]}")
+    if "label_kind" in table.column_names:
+        kinds = set(table.column("label_kind").to_pylist()) - {None, *LABEL_KINDS}
+        if kinds:
+            raise ValueError(f"manifest label_kind must be one of {LABEL_KINDS} (or empty), got {sorted(kinds)}")

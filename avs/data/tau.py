@@ -113,6 +113,7 @@ def read_tau_av(root: str | os.PathLike, fold: int = 1, probe_durations: bool = 
                 "fold": fold if split is not None else None,
                 "location": row["identifier"] or None,
                 "dataset": DATASET_NAME,
+                "label_kind": "class",  # one acoustic scene per clip
             }
         )
     listed_elsewhere = sorted(set(split_of) - meta_names)
