@@ -4,12 +4,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from avs.data.manifest import CARRIED_COLUMNS
 from avs.shards.part_writer import PartWriter
 from avs.shards.state import PART_RE, next_part_index
 from avs.shards.storage import Storage
 from avs.shards.writer import FeatureSink, clip_tables, part_name
-
-CARRIED = ("labels", "events", "split", "fold", "location")
 
 
 def _sink(name="feat", shape=(4,)):
@@ -26,7 +25,7 @@ def _tables(sinks, clips, rows_per_clip=3):
         "end_s": np.ones(n),
     }
     values = {s.name: np.repeat([float(c[1:]) for c in clips], rows_per_clip)[:, None] * np.ones((1, 4)) for s in sinks}
-    carried = pa.table({c: pa.array([None] * n, pa.string()) for c in CARRIED})
+    carried = pa.table({c: pa.array([None] * n, pa.string()) for c in CARRIED_COLUMNS})
     return clip_tables(sinks, keys, values, carried)
 
 
