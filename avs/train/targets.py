@@ -50,16 +50,21 @@ def class_index(
     return out
 
 
-def multi_hot(labels: Sequence[Sequence[str] | None], classes: Sequence[str], unknown: Unknown = "error") -> np.ndarray:
-    """Multi-label targets: (rows, n_classes) with 1 for every label a row has."""
+def _label_counts(labels: Sequence[Sequence[str] | None], classes: Sequence[str], unknown: Unknown) -> np.ndarray:
+    """(rows, n_classes) float32: how often each class appears in each row's labels."""
     index = _index(classes)
     out = np.zeros((len(labels), len(classes)), dtype=np.float32)
     for r, row in enumerate(labels):
         for label in row or ():
             i = _lookup(index, label, unknown)
             if i is not None:
-                out[r, i] = 1.0
+                out[r, i] += 1.0
     return out
+
+
+def multi_hot(labels: Sequence[Sequence[str] | None], classes: Sequence[str], unknown: Unknown = "error") -> np.ndarray:
+    """Multi-label targets: (rows, n_classes) with 1 for every label a row has."""
+    return (_label_counts(labels, classes, unknown) > 0).astype(np.float32)
 
 
 def soft_scores(
@@ -68,17 +73,9 @@ def soft_scores(
     """Soft multi-label targets from several annotators (paper 002 §2.1): count each class over all the
     answers given for an image, then divide by the largest count. ``answers[r]`` lists every label every
     annotator gave image r (Fig. 1: 4 x flood, 1 x smoke, 1 x none -> flood 1.0, smoke 0.25, none 0.25)."""
-    index = _index(classes)
-    out = np.zeros((len(answers), len(classes)), dtype=np.float32)
-    for r, row in enumerate(answers):
-        for label in row or ():
-            i = _lookup(index, label, unknown)
-            if i is not None:
-                out[r, i] += 1.0
-        top = out[r].max()
-        if top > 0:
-            out[r] /= top
-    return out
+    counts = _label_counts(answers, classes, unknown)
+    top = counts.max(axis=1, keepdims=True)
+    return np.divide(counts, top, out=np.zeros_like(counts), where=top > 0)
 
 
 def _event(e: Mapping[str, Any] | Sequence[Any]) -> tuple[float, float, str]:
