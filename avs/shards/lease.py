@@ -64,6 +64,7 @@ class OutputLease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.taken_over: dict[str, Any] | None = None
+        self._acquired = time.time()
 
     def record(self) -> dict[str, Any]:
         now = time.time()
@@ -77,7 +78,7 @@ class OutputLease:
             "pid": os.getpid(),
             "ray_job_id": _ray_job_id(),
             "run_id": self.run_id,
-            "acquired": getattr(self, "_acquired", now),
+            "acquired": self._acquired,
             "heartbeat": now,
         }
 
