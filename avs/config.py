@@ -150,11 +150,19 @@ def parse_set(items: list[str] | tuple[str, ...]) -> list[tuple[str, Any]]:
     return out
 
 
-def layered(cls: type[T], tree: dict[str, Any], flags: Mapping[str, Any], sets: list[str] | tuple[str, ...]) -> T:
+def layered(
+    cls: type[T],
+    tree: dict[str, Any],
+    flags: Mapping[str, Any],
+    sets: list[str] | tuple[str, ...],
+    *,
+    keep_none: bool = False,
+) -> T:
     """The job-boundary rule for every command: ``tree`` (preset merged with YAML) < flags (dotted keys,
-    None = not given) < ``--set key=value``; then the frozen config ``cls``."""
+    None = not given) < ``--set key=value``; then the frozen config ``cls``. With ``keep_none`` the flags hold
+    only what was given and a None value sets None (``avs.flags``: ``--pca-dims none``)."""
     for key, value in flags.items():
-        if value is not None:
+        if value is not None or keep_none:
             set_path(tree, key, value)
     for key, value in parse_set(sets):
         set_path(tree, key, value)

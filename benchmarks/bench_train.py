@@ -21,7 +21,10 @@ import time
 import torch
 
 from avs.models import create_model
-from avs.train.recipe import make_loss, make_optimizer, paper000_recipe
+from avs.train.config import PAPER000_OPTIMIZER
+from avs.train.optim import build_optimizer
+from avs.train.presets import train_preset
+from avs.train.tasks.scene import SceneConfig, loss_function
 
 # model -> (family, input maker); shapes as the extraction writes them (paper 000 §2-3)
 FAMILIES = {
@@ -49,12 +52,12 @@ def make_batch(family: str, batch: int, device: str) -> object:
 
 def time_steps(name: str, device: str, steps: int, amp: bool) -> float:
     family = FAMILIES[name]
-    recipe = paper000_recipe(family)
+    batch = train_preset(f"dcase2021-t1b-{family}")["batch_size"]  # paper 000 §3
     kwargs = {} if family == "clip" else {"random_init": True}
     model = create_model(name, **kwargs).to(device).train()
-    opt, loss_fn = make_optimizer(model, recipe), make_loss(recipe)
-    x = make_batch(family, recipe.batch_size, device)
-    y = torch.randint(0, 10, (recipe.batch_size,), device=device)
+    opt, loss_fn = build_optimizer(model.parameters(), PAPER000_OPTIMIZER), loss_function(SceneConfig())
+    x = make_batch(family, batch, device)
+    y = torch.randint(0, 10, (batch,), device=device)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -71,7 +74,7 @@ def time_steps(name: str, device: str, steps: int, amp: bool) -> float:
         step()
     if device == "cuda":
         torch.cuda.synchronize()
-    return steps * recipe.batch_size / (time.perf_counter() - t0)
+    return steps * batch / (time.perf_counter() - t0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {
             "model": name,
             "family": FAMILIES[name],
-            "batch": paper000_recipe(FAMILIES[name]).batch_size,
+            "batch": train_preset(f"dcase2021-t1b-{FAMILIES[name]}")["batch_size"],
             "fp32_samples_per_s": round(time_steps(name, args.device, args.steps, amp=False), 2),
         }
         if args.device == "cuda":

@@ -13,6 +13,7 @@ AVS = Path(__file__).resolve().parents[1] / "avs"
 # clusters / training -> predictions -> ensemble -> evaluation; the CLI sits on top, shared pieces below.
 LAYERS = {
     "config": 0,
+    "flags": 1,  # avs.flags: argparse flags generated from configs (imports avs.config only)
     "registry": 1,
     "progress": 0,
     "classes": 0,

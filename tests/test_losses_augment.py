@@ -20,7 +20,6 @@ from avs.train.augment import (
     freq_mask,
 )
 from avs.train.losses import BinaryFocalLoss, FocalLoss, binary_focal_loss, focal_loss
-from avs.train.recipe import RECIPES, RecipeConfig, make_loss, make_optimizer, make_scheduler, paper000_recipe
 
 # ------------------------------------------------------------------------------------------------ focal loss
 
@@ -164,26 +163,43 @@ def test_augment_config_roundtrip():
     assert cfg2.audio.freq_mask_value == 0.0 and cfg2.frames.size == (224, 224)
 
 
-# ------------------------------------------------------------------------------------------------ recipe
+# ------------------------------------------------------------------------------------------------ paper 000 recipe
 
 
-def test_recipe_paper000():
-    assert RECIPES["logmel"].batch_size == 24 and RECIPES["frame"].batch_size == 20 and RECIPES["clip"].batch_size == 48
-    cfg = paper000_recipe("frame")
-    assert cfg.epochs == 20 and cfg.focal_gamma == 2.0 and cfg.lr_milestones == (5, 10, 15)
-    model = torch.nn.Linear(4, 2)
-    opt = make_optimizer(model, cfg)
+def test_paper000_presets_recipe():
+    """Paper 000 §3 as the presets hold it: SGD (IBN-Net: lr 0.1, momentum 0.9, wd 1e-4), lr / 10 after epochs
+    5, 10, 15 of 20, focal loss gamma 2, batch 24 / 20 / 48 per family."""
+    from avs.config import from_dict
+    from avs.train.config import TrainConfig, train_config
+    from avs.train.optim import Schedule, build_optimizer
+    from avs.train.presets import TRAIN_PRESETS
+    from avs.train.tasks.scene import SceneConfig, loss_function
+
+    batch = {f: TRAIN_PRESETS[f"dcase2021-t1b-{f}"]["batch_size"] for f in ("logmel", "frame", "clip")}
+    assert batch == {"logmel": 24, "frame": 20, "clip": 48}
+    cfg = train_config({"shards": "s", "out": "o", "preset": "dcase2021-t1b-frame"})
+    assert cfg.epochs == 20 and cfg.schedule.milestones == (5, 10, 15) and cfg.model == "frame-hrnet-w18"
+    scene = from_dict(SceneConfig, cfg.task_params)
+    assert scene.focal_gamma == 2.0 and scene.select_best_by == "val_accuracy" and scene.input == "frame"
+    opt = build_optimizer(torch.nn.Linear(4, 2).parameters(), cfg.optimizer)
     assert isinstance(opt, torch.optim.SGD)
     group = opt.param_groups[0]
-    assert group["momentum"] == 0.9 and group["lr"] == 0.1 and group["weight_decay"] == 1e-4
-    sched = make_scheduler(opt, cfg)
+    assert group["momentum"] == 0.9 and group["lr"] == 0.1 and group["weight_decay"] == 1e-4 and not group["nesterov"]
+    sched = Schedule(opt, cfg.schedule)
     lrs = []
     for _ in range(cfg.epochs):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
-        sched.step()
-    want = [0.1] * 5 + [0.01] * 5 + [0.001] * 5 + [0.0001] * 5
-    assert lrs == pytest.approx(want)
-    assert isinstance(make_loss(cfg), FocalLoss)
-    with pytest.raises(ValueError):
-        RecipeConfig(lr_milestones=(10, 5))
+        sched.after_step()  # per-epoch schedule: a step does not move it
+        sched.after_epoch()
+    assert lrs == pytest.approx([0.1] * 5 + [0.01] * 5 + [0.001] * 5 + [0.0001] * 5)
+    assert isinstance(loss_function(scene), FocalLoss)
+    # the defaults of TrainConfig are the same recipe, and the preset's values yield to the user's
+    plain = TrainConfig(shards="s", out="o")
+    assert plain.optimizer == cfg.optimizer and plain.schedule == cfg.schedule and plain.epochs == 20
+    mine = train_config(
+        {"shards": "s", "out": "o", "preset": "dcase2021-t1b-logmel", "task_params": {"focal_gamma": 3}}
+    )
+    assert mine.task_params["focal_gamma"] == 3 and mine.task_params["loss"] == "focal" and mine.batch_size == 24
+    with pytest.raises(KeyError, match="unknown training preset"):
+        train_config({"shards": "s", "out": "o", "preset": "nope"})

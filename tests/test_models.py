@@ -86,12 +86,71 @@ def test_timm_wrapper_random_init_logits_and_interface():
     model = create_model("timm-cnn", backbone=TINY, random_init=True, input_size=(64, 40)).eval()
     x = torch.randn(3, 3, 50, 30)
     with torch.no_grad():
-        feats = model.forward_features(x)
+        feats = model.forward_features(x)  # (3, 256, 2, 2): 64 x 40 input, stride 32
         logits = model(x)
-    assert feats.shape == (3, model.num_features)
-    assert logits.shape == (3, 10)
-    assert torch.allclose(model.forward_head(feats), logits)
+        pooled = model.forward_head(feats, pre_logits=True)
+        old_path = model.backbone.get_classifier()(pooled)  # the composition forward has always computed
+    assert feats.shape == (3, model.backbone.num_features, 2, 2)
+    assert pooled.shape == (3, model.num_features) and logits.shape == (3, 10)
+    assert torch.equal(model.forward_head(feats), logits) and torch.equal(old_path, logits)
+    torch.testing.assert_close(pooled, feats.mean(dim=(2, 3)))  # global average pooling, no dropout in eval
     assert model.model_name == "timm-cnn" and model.weights_source == "random"
+
+
+@pytest.mark.parametrize("backbone, channels", [(TINY, 256), ("resnet10t", 512)])
+def test_timm_forward_features_is_the_unpooled_map_of_the_resized_input(backbone, channels):
+    torch.manual_seed(0)
+    model = create_model("timm-cnn", backbone=backbone, random_init=True, input_size=(64, 96)).eval()
+    x = torch.randn(2, 3, 50, 30)
+    with torch.no_grad():
+        fmap = model.forward_features(x)  # (2, C, 64 / 32, 96 / 32)
+        direct = model.backbone.forward_features(model.resize_input(x))
+        out = model(x)
+        head_of_fmap = model.forward_head(fmap)
+    assert fmap.shape == (2, channels, 2, 3) and model.num_features == channels
+    assert torch.equal(fmap, direct)  # resizing happens inside forward_features
+    assert torch.equal(out, head_of_fmap)
+    with pytest.raises(ValueError, match="batch, chans"):
+        model.forward_features(torch.randn(3, 50, 30))
+
+
+def test_timm_forward_matches_head_of_features_in_train_mode():
+    model = create_model("timm-cnn", backbone="resnet10t", random_init=True, input_size=None, drop_rate=0.5)
+    model.train()
+    x = torch.randn(4, 3, 32, 32)
+    torch.manual_seed(3)
+    out = model(x)
+    torch.manual_seed(3)
+    again = model.forward_head(model.forward_features(x))  # same dropout draws
+    assert torch.equal(out, again)
+
+
+def test_timm_reset_classifier_keeps_trunk_and_changes_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("timm-cnn", backbone="resnet10t", random_init=True, input_size=None).eval()
+    x = torch.randn(2, 3, 32, 32)
+    trunk = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("backbone.fc.")}
+    old_head = model.backbone.fc.weight.clone()
+    with torch.no_grad():
+        emb = model.forward_head(model.forward_features(x), pre_logits=True)
+    model.reset_classifier(20)
+    assert model.num_classes == 20 and model.cfg.num_classes == 20 and model.cfg.backbone == "resnet10t"
+    assert model.backbone.fc.weight.shape == (20, model.num_features)
+    assert not model.backbone.fc.training  # follows the model's mode
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in trunk.items())
+    assert not torch.equal(model.backbone.fc.weight[:10], old_head)  # freshly initialised
+    with torch.no_grad():
+        assert model(x).shape == (2, 20)
+        assert torch.equal(model.forward_head(model.forward_features(x), pre_logits=True), emb)
+    rebuilt, meta = load_model(save_checkpoint(tmp_path / "m20.safetensors", model))
+    assert meta["config"]["num_classes"] == 20 and rebuilt.eval()(x).shape == (2, 20)
+    torch.testing.assert_close(rebuilt(x), model(x))
+    model.reset_classifier(0)  # no classifier: forward returns the pooled embedding
+    with torch.no_grad():
+        assert torch.equal(model(x), emb)
+    with pytest.raises(ValueError, match="num_classes"):
+        model.reset_classifier(-1)
 
 
 def test_logmel_preset_resizes_input_to_256x100():
@@ -148,7 +207,8 @@ def test_local_checkpoint_initialises_backbone_and_adapts(tmp_path):
     torch.save(src.state_dict(), path)
     model = create_model("timm-cnn", backbone="resnet10t", checkpoint=str(path), num_classes=4)
     assert torch.equal(model.backbone.layer1[0].conv1.weight, src.layer1[0].conv1.weight)
-    assert model.forward_head(torch.zeros(1, model.num_features)).shape == (1, 4)
+    assert model.forward_head(torch.zeros(1, model.num_features, 2, 2)).shape == (1, 4)  # (batch, C, H', W')
+    assert model.get_classifier()(torch.zeros(1, model.num_features)).shape == (1, 4)
 
 
 # ------------------------------------------------------------------------------------------------ CLIP late fusion
@@ -184,14 +244,43 @@ def test_clip_late_fusion_inputs_and_interface():
         out_tuple = model((a, b, c))
         out_dict = model({"ViT-B/32": c, "RN101": b, "RN50x4": a})
         out_cat = model(torch.cat([a, b, c], dim=1))
-        feats = model.forward_features((a, b, c))
-    assert out_tuple.shape == (4, 10) and feats.shape == (4, 128)
+        feats = model.forward_features((a, b, c))  # (4, 256 * 3): concatenated branch outputs
+        emb = model.forward_head(feats, pre_logits=True)  # (4, 128): Linear(768, 128)
+        branch_out = [br(t) for br, t in zip(model.branches, (a, b, c), strict=True)]  # 3 x (4, 256)
+        table1 = model.head(model.fusion(torch.cat(branch_out, dim=1)))  # Table 1, written out
+    assert out_tuple.shape == (4, 10) and feats.shape == (4, 768) and emb.shape == (4, model.num_features)
+    assert model.num_features == 128
     assert torch.allclose(out_tuple, out_dict) and torch.allclose(out_tuple, out_cat)
-    assert torch.allclose(model.forward_head(feats), out_tuple)
+    assert torch.equal(model.forward_head(feats), out_tuple) and torch.equal(table1, out_tuple)
+    assert model.get_classifier() is model.head
     with pytest.raises(ValueError, match="RN101"):
         model((a, torch.randn(4, 640), c))
     with pytest.raises(KeyError, match="missing"):
         model({"RN50x4": a})
+
+
+def test_clip_late_fusion_reset_classifier(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("clip-late-fusion").eval()
+    x = torch.randn(3, 1664)
+    keep = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
+    with torch.no_grad():
+        emb = model.forward_head(model.forward_features(x), pre_logits=True)
+    model.reset_classifier(20)
+    assert (model.head.in_features, model.head.out_features) == (128, 20)
+    assert model.num_classes == 20 and model.cfg.num_classes == 20 and model.cfg.input_dims == (640, 512, 512)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in keep.items())
+    with torch.no_grad():
+        assert model(x).shape == (3, 20)
+        assert torch.equal(model.forward_head(model.forward_features(x), pre_logits=True), emb)
+    rebuilt, _ = load_model(save_checkpoint(tmp_path / "c20.pt", model))
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x), model(x))
+    model.reset_classifier(0)
+    with torch.no_grad():
+        assert torch.equal(model(x), emb)
+    with pytest.raises(ValueError, match="num_classes"):
+        model.reset_classifier(-2)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints

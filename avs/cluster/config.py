@@ -13,26 +13,47 @@ import dataclasses
 import posixpath
 from typing import Literal
 
+from avs.flags import opt
+
 
 @dataclasses.dataclass(frozen=True)
 class ClusterConfig:
-    features: str  # shard folder of one feature set: OUT/<feature_set>/ written by `avs extract`
-    out: str  # output folder (local path or pyarrow filesystem URI)
-    column: str | None = None  # feature column; None = the folder's name (the feature set's name)
-    k: int = 15  # clusters; paper 001 Tables 1-2 and Figure 3 (left): 15 (Figure 3 right varies it)
-    iterations: int = 25  # Lloyd iterations per restart (faiss niter)
-    restarts: int = 5  # k-means runs from different seeds (faiss nredo); the lowest objective is kept
-    seed: int = 0  # seed of initialisation / subsampling (restart r uses a seed derived from it)
-    standardize: bool = True  # z-score every dimension (over all rows) before PCA / k-means
-    pca_dims: int | None = None  # PCA to this many dimensions (faiss.PCAMatrix) before k-means; None = no PCA
-    max_points_per_centroid: int | None = None  # train on at most k * this rows (faiss default 256);
-    # None = train on every row (paper 001: "on the entire dataset"); every row is assigned either way
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: GPU faiss when CUDA and a faiss GPU build exist
-    threads: int | None = None  # faiss OpenMP threads; None = faiss' default (all CPUs). Set it when other
-    # work shares the machine: on a busy CPU, OpenMP threads that wait for each other lose much time
-    frames: str | None = None  # shard folder of a frames set (OUT/frames/) for the gallery; None = feature tiles
-    gallery_per_cluster: int = 8  # frames (or feature rows) nearest each centroid shown in gallery.png
-    gallery_tile_px: int = 96  # side of one gallery tile in pixels
+    features: str = opt(
+        help="shard folder of one feature set written by `avs extract` (OUT/<feature_set>/ holding "
+        "part-NNNNN.parquet; local path or pyarrow filesystem URI)",
+        positional=True,
+    )
+    out: str = opt(
+        help="output folder: assignments.parquet, centroids.parquet, transform.npz, gallery.png, clusters.json, "
+        "config.yaml (local path or pyarrow filesystem URI)"
+    )
+    column: str | None = opt(None, "feature column (default: the features folder's name, the feature set's name)")
+    k: int = opt(15, "number of clusters; 15 as every table of paper 001 (Tables 1-2, Figure 3 left)")
+    iterations: int = opt(25, "k-means (Lloyd) iterations per restart (faiss niter)")
+    restarts: int = opt(5, "k-means restarts from different seeds (faiss nredo); the lowest objective is kept")
+    seed: int = opt(0, "random seed of initialisation / subsampling (restart r uses a seed derived from it)")
+    standardize: bool = opt(True, "z-score every feature dimension (over all rows) before PCA / k-means")
+    pca_dims: int | None = opt(None, "PCA (faiss.PCAMatrix) to this many dimensions before k-means (default: no PCA)")
+    max_points_per_centroid: int | None = opt(
+        None,
+        "train on at most k * this rows (faiss' own default: 256); every row is assigned either way "
+        "(default: train on every row, as paper 001: 'on the entire dataset')",
+    )
+    device: Literal["auto", "cpu", "cuda"] = opt(
+        "auto", "faiss device; auto: GPU when CUDA and a faiss GPU build are present"
+    )
+    threads: int | None = opt(
+        None,
+        "faiss OpenMP CPU threads (default: faiss' default, all CPUs); fewer helps on a busy machine, where "
+        "OpenMP threads that wait for each other lose much time",
+    )
+    frames: str | None = opt(
+        None, "frames shard folder (OUT/frames/) for the gallery (default: the gallery shows feature tiles)"
+    )
+    gallery_per_cluster: int = opt(
+        8, "frames (or feature rows) shown per cluster in gallery.png, nearest the centre first; 0: no gallery"
+    )
+    gallery_tile_px: int = opt(96, "side of one gallery tile in pixels")
 
     def __post_init__(self) -> None:
         if self.k < 1:

@@ -46,6 +46,7 @@ from avs.ensemble.fusion import (
     replace_low_confidence,
 )
 from avs.ensemble.scores import Scores
+from avs.flags import opt
 from avs.shards.storage import Storage
 
 FAMILY_STAGE = {"audio": "A04", "frame": "V04", "clip": "C04"}  # paper 000 Table 2 names
@@ -54,19 +55,38 @@ KEY_SEP = "\x1f"  # clip_id / segment separator of segment-level score ids
 
 @dataclasses.dataclass(frozen=True)
 class EnsembleJobConfig:
-    out: str  # output folder (see the module docstring)
-    audio: tuple[str, ...] = ()  # prediction folders / files of log-mel CNNs (paper 000 A01-A03)
-    frame: tuple[str, ...] = ()  # ... of frame CNNs (V01-V03)
-    clip: tuple[str, ...] = ()  # ... of the CLIP Late Fusion Network (C04) or zero-shot CLIP (C01-C03)
-    weight_audio: float = 1.0  # family weights in E01 (paper 000 sec. 2.4: equal)
-    weight_frame: float = 1.0
-    weight_clip: float = 1.0
-    audio_classes: tuple[str, ...] = PAPER000_AUDIO_CLASSES  # classes where audio takes part (sec. 2.4)
-    margin: float | None = PAPER000_REPLACE_MARGIN  # confidence replacement margin; None = no replacement
-    renormalize: bool = True  # E01 rows sum to 1
-    postprocess: bool = True  # E02 = equation (1) on E01
-    clamp: ClampConfig = ClampConfig()  # equation (1) thresholds and values
-    segments: bool = True  # also the 1-s segment-level stages (segments/)
+    out: str = opt(
+        help="output folder: A04/V04/C04/E01/E02.parquet (one row per clip), segments/<stage>.parquet, "
+        "ensemble.json, config.yaml"
+    )
+    audio: tuple[str, ...] = opt(
+        (), "prediction folders / files of log-mel CNNs (family A: A01-A03 -> A04)", nargs="+", metavar="PRED"
+    )
+    frame: tuple[str, ...] = opt(
+        (), "prediction folders / files of frame CNNs (family V: V01-V03 -> V04)", nargs="+", metavar="PRED"
+    )
+    clip: tuple[str, ...] = opt(
+        (),
+        "prediction folders / files of the CLIP Late Fusion Network (C04) or zero-shot CLIP (C01-C03) (family C)",
+        nargs="+",
+        metavar="PRED",
+    )
+    weight_audio: float = opt(1.0, "weight of family A in the class-wise ensemble E01 (paper 000 sec. 2.4: equal)")
+    weight_frame: float = opt(1.0, "weight of family V in E01")
+    weight_clip: float = opt(1.0, "weight of family C in E01")
+    audio_classes: tuple[str, ...] = opt(
+        PAPER000_AUDIO_CLASSES,
+        "classes where the audio family takes part in E01 (paper 000 sec. 2.4)",
+        aliases=("--classes",),
+        metavar="CLASS,...",
+    )
+    margin: float | None = opt(
+        PAPER000_REPLACE_MARGIN, "confidence replacement margin; none: no replacement (paper 000 sec. 2.4)"
+    )
+    renormalize: bool = opt(True, "E01 rows renormalised to sum to 1")
+    postprocess: bool = opt(True, "E02 = equation (1) on E01")
+    clamp: ClampConfig = opt(ClampConfig(), "equation (1) thresholds and values (flags --clamp, --clamp-values)")
+    segments: bool = opt(True, "also the 1-s segment-level stages (segments/)")
 
     def __post_init__(self) -> None:
         if not (self.frame or self.clip):

@@ -36,14 +36,28 @@ from avs.config import to_dict
 from avs.ensemble.fusion import average_segments
 from avs.ensemble.scores import Scores
 from avs.eval.report import _write_csv, write_report
+from avs.flags import opt
 from avs.tables import markdown_table
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
-    out: str  # report folder (local)
-    inputs: tuple[str, ...]  # PATH or NAME=PATH: predictions folders / files, ensemble folders, clip score tables
-    classes: tuple[str, ...] | None = None  # default: the classes of the first input
+    out: str = opt(
+        help="report folder (local): systems.md / .csv (side by side), report.md, metrics.json, config.yaml, "
+        "and per system <name>/ and <name>/segments/ with metrics.json, per_class.csv / .md, confusion.csv / .png"
+    )
+    inputs: tuple[str, ...] = opt(
+        (),
+        "predictions folders / files of `avs predict` (evaluated on their rows and on whole clips), ensemble "
+        "folders of `avs ensemble` (every stage: A04, V04, C04, E01, E02), or per-clip score tables; NAME= names "
+        "a system in the report (default: the folder / file name); at least one",
+        positional=True,
+        nargs="*",
+        metavar="[NAME=]PATH",
+    )
+    classes: tuple[str, ...] | None = opt(
+        None, "class names, comma-separated (default: those of the first input)", metavar="CLASS,..."
+    )
 
     def __post_init__(self) -> None:
         if not self.inputs:

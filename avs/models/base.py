@@ -1,14 +1,31 @@
-"""Model registry and the one model interface (timm style).
+"""Model registry and the one model interface (timm's model contract).
 
     model = create_model("logmel-resnest50d", random_init=True)      # name -> frozen config -> nn.Module
-    feats = model.forward_features(x)                                 # (batch, dim) pooled features
+    feats = model.forward_features(x)                                 # unpooled: (batch, C, H', W') for CNNs
+    emb = model.forward_head(feats, pre_logits=True)                  # pooled: (batch, num_features)
     logits = model.forward_head(feats)                                # (batch, num_classes)
-    assert torch.allclose(model(x), logits)
+    assert torch.equal(model(x), logits)                              # in eval mode (no dropout draws)
+    model.reset_classifier(20)                                        # new random 20-class head, trunk kept
 
-Every registered model is an ``nn.Module`` with ``forward_features`` (returns a pooled ``(batch, dim)``
-tensor), ``forward_head`` (features -> logits), ``forward`` (= head(features)), and the attributes ``cfg`` (its
-frozen config), ``model_name`` (its registry name, set by ``create_model``) and ``num_features`` (``dim``),
-so fusion heads, ensembles and mean teachers work with any of them.
+Every registered model is an ``nn.Module`` with
+
+  - ``forward_features(x)``: the representation before pooling. timm CNNs: the backbone's feature map
+    ``(batch, C, H', W')`` (timm ``forward_features``, after the input is resized to ``cfg.input_size``).
+    Models whose inputs are vectors (the CLIP Late Fusion Network) have no spatial / time axis: there it is
+    the ``(batch, dim)`` tensor before their pooling step (see the model's docstring).
+  - ``forward_head(x, pre_logits=False)``: pooling (global pooling + pre-logits dropout for CNNs, as timm's
+    ``forward_head``) then the classifier -> ``(batch, num_classes)``; with ``pre_logits=True`` the pooled
+    ``(batch, num_features)`` embedding.
+  - ``forward(x)`` = ``forward_head(forward_features(x))``.
+  - ``get_classifier()``: the classifier module; ``reset_classifier(num_classes)``: a new randomly
+    initialised classifier with that many outputs (0: none, ``forward`` then returns the pooled embedding),
+    everything else kept; ``cfg`` and ``num_classes`` follow (``cfg`` is replaced with
+    ``dataclasses.replace``), so a checkpoint saved afterwards rebuilds the new shape (``load_model``).
+  - the attributes ``cfg`` (its frozen config), ``model_name`` (its registry name, set by
+    ``create_model``), ``num_classes`` and ``num_features`` (the pooled dim),
+
+so fusion heads, ensembles, mean teachers and ``avs.models.init_from`` (partial loading, frozen trunks;
+``classifier_prefixes(model)`` names the classifier's weights) work with any of them.
 
 ``create_model(name, cfg=None, **overrides)``: ``cfg`` is ``None`` (the entry's defaults), a mapping, or the
 entry's config instance; keyword overrides replace single fields (``create_model(n, random_init=True)``).

@@ -13,7 +13,13 @@ Input, in the order RN50x4, RN101, ViT-B-32 (open_clip names, as ``avs.features.
     (the keys are ``cfg.branch_names``; "ViT-B/32" is accepted for "ViT-B-32"),
   - a tuple / list of the three tensors in that order,
   - or one tensor ``(batch, 640 + 512 + 512)``: the three embeddings concatenated in that order.
-``forward_features`` returns the 128-d output of Linear(768, 128); ``forward_head`` is Linear(128, 10).
+
+The timm interface (``avs.models.base``): ``forward_features`` returns the concatenated branch outputs
+``(batch, 256 * 3)``, the network's representation before the fusion layer. It is "unpooled" only in the
+interface's sense: the inputs are one vector per segment, so there is no spatial or time axis to pool, and
+``forward_head`` takes the place of pooling with Linear(768, 128) (``pre_logits=True`` returns that
+``(batch, 128)`` embedding, ``num_features`` = 128) before the classifier Linear(128, 10).
+``reset_classifier(n)`` replaces Linear(128, 10) by a new Linear(128, n) and keeps everything else.
 The paper feeds the CLIP image embeddings as extracted (no augmentation, sec. 3); avs's CLIP extractor writes
 unit-norm embeddings.
 """
@@ -26,7 +32,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from avs.models.base import register_model
+from avs.models.base import register_model, replace_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +51,8 @@ class ClipLateFusionConfig:
             raise ValueError("ClipLateFusionConfig: input_dims and branch_names must have the same, non-zero length")
         if min(self.input_dims) < 1 or min(self.branch_hidden, self.branch_out, self.fusion_hidden) < 1:
             raise ValueError("ClipLateFusionConfig: sizes must be positive")
+        if self.num_classes < 0:
+            raise ValueError(f"ClipLateFusionConfig.num_classes must be >= 0, got {self.num_classes}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ClipLateFusionConfig.dropout must be in [0, 1), got {self.dropout}")
 
@@ -66,6 +74,11 @@ class ClipBranch(nn.Sequential):
         )
 
 
+def _make_head(in_features: int, num_classes: int) -> nn.Module:
+    # (batch, 128) -> (batch, num_classes); no classifier for 0 classes, as timm
+    return nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
 class ClipLateFusion(nn.Module):
     def __init__(self, cfg: ClipLateFusionConfig) -> None:
         super().__init__()
@@ -74,7 +87,7 @@ class ClipLateFusion(nn.Module):
             ClipBranch(d, cfg.branch_hidden, cfg.branch_out, cfg.dropout) for d in cfg.input_dims
         )
         self.fusion = nn.Linear(cfg.branch_out * len(cfg.input_dims), cfg.fusion_hidden)  # Linear(256*3, 128)
-        self.head = nn.Linear(cfg.fusion_hidden, cfg.num_classes)  # Linear(128, 10)
+        self.head = _make_head(cfg.fusion_hidden, cfg.num_classes)  # Linear(128, 10)
         self.num_features = cfg.fusion_hidden
         self.num_classes = cfg.num_classes
 
@@ -103,15 +116,28 @@ class ClipLateFusion(nn.Module):
         return parts
 
     def forward_features(self, x) -> torch.Tensor:
-        parts = self.split_inputs(x)
-        h = torch.cat([branch(p) for branch, p in zip(self.branches, parts, strict=True)], dim=1)  # (batch, 768)
-        return self.fusion(h)  # (batch, 128)
+        parts = self.split_inputs(x)  # [(batch, 640), (batch, 512), (batch, 512)]
+        return torch.cat([branch(p) for branch, p in zip(self.branches, parts, strict=True)], dim=1)  # (batch, 768)
 
-    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.head(feats)  # (batch, num_classes)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.fusion(x)  # (batch, 768) -> (batch, 128)
+        return x if pre_logits else self.head(x)  # (batch, num_classes)
 
     def forward(self, x) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, randomly initialised Linear(128, num_classes) (0: none, ``forward`` returns the 128-d
+        embedding); branches and fusion layer are kept. ``cfg.num_classes`` follows (``load_model`` rebuilds
+        this shape)."""
+        cfg = replace_config(self.cfg, num_classes=num_classes)  # validates num_classes
+        ref = self.fusion.weight
+        self.head = _make_head(cfg.fusion_hidden, num_classes).to(device=ref.device, dtype=ref.dtype)
+        self.head.train(self.training)
+        self.cfg, self.num_classes = cfg, num_classes
 
 
 register_model("clip-late-fusion", config=ClipLateFusionConfig)(ClipLateFusion)

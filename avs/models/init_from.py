@@ -3,12 +3,19 @@
     report = init_from("runs/pretext/checkpoints/best.safetensors", model, drop=("head.",))
     freeze_trunk(model, trainable=("head.",))          # "Head" transfer: only the classifier learns
 
+    model = create_model("timm-cnn", backbone="resnet10t", random_init=True, num_classes=20)
+    head = classifier_prefixes(model)                  # ("backbone.fc.",): where the model keeps its classifier
+    init_from("runs/pretext/last.pt", model, drop=head)  # a 30-output pretext run -> a 20-class model
+
 ``init_from`` copies every tensor whose name and shape match the model, drops the prefixes in ``drop``
 (the old classifier: a 15-cluster pretext head cannot fill a 20-class transfer head), and reports what was
 loaded, dropped, missing from the file, left over, and skipped for another shape. Nothing is silently
 half-loaded: ``require`` names prefixes that must load completely (default: everything not dropped that the
 file has), else a ValueError lists what did not. Files load safely (safetensors / weights_only), as every
 avs checkpoint does.
+
+The head can also change after loading: ``init_from(path, model)`` with the checkpoint's head size, then
+``model.reset_classifier(20)`` (the model interface of ``avs.models.base``) keeps the loaded trunk.
 """
 
 from __future__ import annotations
@@ -68,6 +75,19 @@ def init_from(
         )
     bare.load_state_dict(take, strict=False)
     return InitReport(tuple(loaded), tuple(dropped), tuple(missing), tuple(unexpected), tuple(mismatch))
+
+
+def classifier_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
+    """The state-dict prefixes of ``model.get_classifier()`` (e.g. ``("backbone.fc.",)``, ``("head.",)``), for
+    ``init_from(drop=...)`` and ``freeze_trunk(trainable=...)``; DDP / compile wrappers are looked through."""
+    bare = unwrap_model(model)
+    if not hasattr(bare, "get_classifier"):
+        raise TypeError(f"{type(bare).__name__} has no get_classifier(); name the head's prefixes yourself")
+    head = bare.get_classifier()
+    prefixes = tuple(f"{name}." for name, module in bare.named_modules(remove_duplicate=False) if module is head)
+    if not prefixes:
+        raise ValueError(f"{type(bare).__name__}.get_classifier() is not a submodule of the model")
+    return prefixes
 
 
 def freeze_trunk(model: torch.nn.Module, trainable: Sequence[str]) -> list[str]:

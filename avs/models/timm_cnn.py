@@ -3,6 +3,9 @@
     model = create_model("logmel-resnest50d")                     # ImageNet weights from the local cache
     model = create_model("timm-cnn", backbone="resnet10t", random_init=True, input_size=None)   # tests
     logits = model(x)                                              # x: (batch, 3, H, W) -> (batch, num_classes)
+    fmap = model.forward_features(x)                               # (batch, C, H', W'): the unpooled feature map
+    emb = model.forward_head(fmap, pre_logits=True)                # (batch, num_features): pooled
+    model.reset_classifier(20)                                     # new random 20-class head, trunk kept
 
 Registered names (paper 000, Table 2 / Table 5; the timm weights are the ones timm had in 2021):
 
@@ -47,7 +50,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from avs.models.base import MissingWeightsError, register_model
+from avs.models.base import MissingWeightsError, register_model, replace_config
 
 LOGMEL_INPUT_SIZE = (256, 100)  # (mels, frames): paper 000 sec. 3, "Resized to 256 x 100 x 3"
 FRAME_INPUT_SIZE = (448, 448)  # (height, width): paper 000 sec. 3, "Resized to 448 x 448 x 3"
@@ -206,11 +209,19 @@ def resolve_timm_weights(cfg: TimmClassifierConfig) -> str | None:
 # ------------------------------------------------------------------------------------------------ model
 
 
-class TimmClassifier(torch.nn.Module):
-    """A timm backbone + linear classifier with the avs model interface.
+def _pooled_dim(backbone: torch.nn.Module) -> int:
+    """Size of timm's pre-logits vector: ``head_hidden_size`` where the head has its own layers, else the
+    feature map's channels (``num_features``)."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
 
-    ``forward_features(x)``: ``(batch, in_chans, H, W)`` -> pooled ``(batch, num_features)`` (after global
-    pooling and timm's pre-logits dropout); ``forward_head(feats)`` -> ``(batch, num_classes)`` logits.
+
+class TimmClassifier(torch.nn.Module):
+    """A timm backbone + linear classifier with the avs (= timm) model interface.
+
+    ``forward_features(x)``: ``(batch, in_chans, H, W)`` -> resized to ``cfg.input_size`` -> the backbone's
+    unpooled feature map ``(batch, C, H', W')``. ``forward_head(fmap)``: global pooling and timm's pre-logits
+    dropout -> ``(batch, num_features)`` (returned with ``pre_logits=True``) -> classifier ->
+    ``(batch, num_classes)``. ``reset_classifier(n)`` replaces the classifier (timm's ``reset_classifier``).
     """
 
     def __init__(self, cfg: TimmClassifierConfig) -> None:
@@ -236,7 +247,7 @@ class TimmClassifier(torch.nn.Module):
                 cfg.backbone, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs
             )
             self.backbone.pretrained_cfg.pop("state_dict", None)  # do not keep a second copy of the weights
-        self.num_features = int(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features)
+        self.num_features = _pooled_dim(self.backbone)
         self.num_classes = cfg.num_classes
         self.weights_source = whole_model_state or path or "random"
         if whole_model_state is not None:
@@ -252,17 +263,32 @@ class TimmClassifier(torch.nn.Module):
         return F.interpolate(x, size=size, mode=self.cfg.resize_mode, align_corners=False, antialias=True)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (batch, in_chans, H, W) -> (batch, in_chans, *input_size) -> (batch, C, H', W') feature map
         if x.ndim != 4:
             raise ValueError(f"expected (batch, chans, H, W), got {tuple(x.shape)}")
-        x = self.resize_input(x)
-        x = self.backbone.forward_features(x)  # (batch, C, h, w) feature map
-        return self.backbone.forward_head(x, pre_logits=True)  # (batch, num_features)
+        return self.backbone.forward_features(self.resize_input(x))
 
-    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.backbone.get_classifier()(feats)  # (batch, num_classes)
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        # x: (batch, C, H', W') -> pool + dropout: (batch, num_features) -> classifier: (batch, num_classes)
+        pooled = self.backbone.forward_head(x, pre_logits=True)
+        return pooled if pre_logits else self.get_classifier()(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> torch.nn.Module:
+        return self.backbone.get_classifier()  # Linear(num_features, num_classes); Identity for 0 classes
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, randomly initialised classifier with ``num_classes`` outputs (0: none, ``forward`` returns
+        the pooled features); the trunk and the pooling are kept. ``cfg.num_classes`` follows, so a checkpoint
+        saved afterwards rebuilds this shape (``load_model``)."""
+        cfg = replace_config(self.cfg, num_classes=num_classes)  # validates num_classes
+        trunk = next(self.backbone.parameters())
+        self.backbone.reset_classifier(num_classes)
+        self.get_classifier().to(device=trunk.device, dtype=trunk.dtype).train(self.training)
+        self.cfg, self.num_classes = cfg, num_classes
+        self.num_features = _pooled_dim(self.backbone)
 
 
 register_model("timm-cnn", config=TimmClassifierConfig)(TimmClassifier)

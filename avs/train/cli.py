@@ -6,6 +6,7 @@ Settings are layered: YAML (--config) < flags (named flags and --set key=value).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -29,138 +30,56 @@ def _bool_or_auto(text: str) -> Any:
 # ------------------------------------------------------------------------------------------------ train
 
 
+def _task_configs() -> list[tuple[str, type]]:
+    from avs.train.task import TASKS, task_names
+
+    task_names()
+    return [(name, TASKS.get(name).config) for name in TASKS.names()]
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "shards",
-        help="root folder written by `avs extract` (SHARDS/<feature_set>/part-NNNNN.parquet; "
-        "local path or pyarrow filesystem URI)",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        help="run folder: best/model.safetensors, metrics.json, config.yaml and Ray Train's checkpoints in OUT/<name>/",
-    )
-    p.add_argument("--config", default=None, help="YAML file with train settings (flags override it)")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="registered model (default clip-late-fusion; e.g. "
-        "logmel-resnest50d, frame-hrnet-w18, timm-cnn with --set model_params.backbone=NAME)",
-    )
-    p.add_argument(
-        "--features",
-        type=_csv,
-        default=None,
-        help="feature sets, comma-separated: one for CNNs "
-        "(logmel or frames), the three CLIP sets in branch order for clip-late-fusion "
-        "(default clip_rn50x4,clip_rn101,clip_vitb32)",
-    )
-    p.add_argument(
-        "--random-init",
-        action="store_true",
-        help="model_params.random_init=true: RANDOM initial "
-        "weights for timm models (tests / demos without downloaded ImageNet weights)",
-    )
-    p.add_argument(
-        "--family",
-        choices=["auto", "logmel", "frame", "clip"],
-        default=None,
-        help="recipe / input family (default auto: from the model and the shards)",
-    )
-    p.add_argument(
-        "--classes",
-        type=_csv,
-        default=None,
-        help="class names, comma-separated (default: the 10 TAU Urban Scenes 2021 classes)",
-    )
-    p.add_argument("--train-split", default=None, help="split to train on (default train: TAU fold1 train)")
-    p.add_argument("--val-split", default=None, help="split to validate on (default evaluate: TAU fold1 evaluate)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 20, paper 000 sec. 3)")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="batch per worker (default paper 000: 24 log-mel, 20 frames, 48 CLIP)",
-    )
-    p.add_argument("--lr", type=float, default=None, help="SGD learning rate (default 0.1, IBN-Net)")
-    p.add_argument(
-        "--milestones",
-        type=lambda s: [int(v) for v in _csv(s)],
-        default=None,
-        help="epochs where the lr is divided by 10, comma-separated (default 5,10,15)",
-    )
-    p.add_argument("--no-augment", action="store_true", help="turn the paper-000 augmentations off (default on)")
-    p.add_argument(
-        "--image-size",
-        type=lambda s: [int(v) for v in _csv(s)],
-        default=None,
-        help="frames: H,W fed to the model (default: the model's input size, else the stored size)",
-    )
-    p.add_argument("--num-workers", type=int, default=None, help="Ray Train workers, DDP when > 1 (default 1)")
-    p.add_argument(
-        "--use-gpu",
-        type=_bool_or_auto,
-        default=None,
-        help="auto, true or false (default auto: when the Ray cluster has GPUs)",
-    )
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA (default: AMP on CUDA)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--max-train-rows", type=int, default=None, help="smoke runs: first N training rows only")
-    p.add_argument("--max-val-rows", type=int, default=None, help="smoke runs: first N validation rows only")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in OUT from its latest checkpoint (default: refuse an OUT that already holds a run)",
-    )
-    p.add_argument("--name", default=None, help="Ray Train run folder under OUT (default ray)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other setting, dotted (e.g. model_params.backbone=resnet10t, momentum=0.9, "
-        "max_failures=2); repeatable",
-    )
+    """Flags generated from ``TrainConfig`` (one per field) and from each built-in task's config (its fields go
+    into ``task_params``); ``--lr`` is short for ``--set optimizer.lr=...``."""
+    from avs.flags import add_config_flags, add_layering_flags
+    from avs.train.config import TrainConfig
+    from avs.train.presets import TRAIN_PRESETS
+
+    add_config_flags(p, TrainConfig)
+    for action in p._actions:  # the preset's names in its help
+        if action.dest == "preset":
+            action.help = f"training preset (one of: {', '.join(sorted(TRAIN_PRESETS))}); flags go on top"
+    p.add_argument("--lr", type=float, default=None, help="short for --set optimizer.lr=LR")
+    seen = {f.name for f in dataclasses.fields(TrainConfig)} | {"lr"}
+    for name, cls in _task_configs():
+        group = p.add_argument_group(f"task {name!r} settings (task_params)")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        add_config_flags(group, cls, exclude=[f for f in fields if f in seen])
+        seen |= set(fields)
+    add_layering_flags(p, "train", cls=TrainConfig)
 
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
-    from avs.config import from_dict, load_yaml
-    from avs.config import parse_set as _parse_set
-    from avs.config import set_path as _set_path
+    from avs.config import deep_merge, from_dict, load_yaml, parse_set, set_path
+    from avs.flags import flag_values
     from avs.train.config import TrainConfig
+    from avs.train.presets import train_preset
 
     tree: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    tree["shards"] = args.shards
-    tree["out"] = args.out
-    flags = {
-        "model": args.model,
-        "features": args.features,
-        "family": args.family,
-        "classes": args.classes,
-        "train_split": args.train_split,
-        "val_split": args.val_split,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "milestones": args.milestones,
-        "augment": False if args.no_augment else None,
-        "image_size": args.image_size,
-        "num_workers": args.num_workers,
-        "use_gpu": args.use_gpu,
-        "amp": False if args.no_amp else None,
-        "seed": args.seed,
-        "max_train_rows": args.max_train_rows,
-        "max_val_rows": args.max_val_rows,
-        "resume": True if args.resume else None,
-        "name": args.name,
-    }
+    flags = flag_values(args, TrainConfig)
     for key, value in flags.items():
-        if value is not None:
-            tree[key] = value
-    if args.random_init:
-        tree.setdefault("model_params", {})["random_init"] = True
-    for key, value in _parse_set(args.set):
-        _set_path(tree, key, value)
+        tree[key] = value
+    if args.lr is not None:
+        set_path(tree, "optimizer.lr", args.lr)
+    seen = {f.name for f in dataclasses.fields(TrainConfig)}
+    for _, cls in _task_configs():
+        taken = [f.name for f in dataclasses.fields(cls) if f.name in seen]
+        for key, value in flag_values(args, cls, exclude=taken).items():
+            set_path(tree, f"task_params.{key}", value)
+        seen |= {f.name for f in dataclasses.fields(cls)}
+    for key, value in parse_set(args.set):
+        set_path(tree, key, value)
+    if tree.get("preset"):
+        tree = deep_merge(train_preset(str(tree["preset"])), tree)
     return from_dict(TrainConfig, tree)
 
 
@@ -186,10 +105,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         json.dumps(
             {
+                "task": summary["task"],
                 "best_epoch": summary["best_epoch"],
-                "val_accuracy": best.get("val_accuracy"),
-                "val_log_loss": best.get("val_log_loss"),
-                "rows": {k: v["labelled"] for k, v in summary["rows"].items()},
+                summary["monitor"]["metric"]: best.get(summary["monitor"]["metric"]),
+                **{k: v for k, v in best.items() if k.startswith("val_") and k != summary["monitor"]["metric"]},
                 "seconds": summary["seconds"],
                 "outputs": summary["outputs"],
             },

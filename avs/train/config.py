@@ -1,121 +1,111 @@
-"""Frozen config of the training job (``avs train``): model, feature sets, recipe, Ray Train scaling.
+"""Frozen config of the training engine (``avs train``): task, model, inputs, optimizer, schedule, Ray Train.
 
-    cfg = TrainConfig(shards="feats", out="runs/a01", model="logmel-resnest50d", features=("logmel",))
-    recipe = cfg.recipe("logmel")          # paper 000 sec. 3 recipe with this run's overrides
+    cfg = TrainConfig(shards="feats", out="runs/a01", task="scene", model="logmel-resnest50d", features=("logmel",))
+    cfg = train_config({"shards": "feats", "out": "runs/a01", "preset": "dcase2021-t1b-logmel"})   # with a preset
 
-Recipe fields left ``None`` take the paper-000 value of the model family (``avs.train.recipe.RECIPES``:
-SGD momentum 0.9, lr 0.1, weight decay 1e-4, 20 epochs, lr / 10 at epochs 5, 10, 15, focal loss gamma 2,
-batch 24 log-mel / 20 frames / 48 CLIP). ``avs.train.job.resolve_config`` fills them (and ``family``,
-``model_params.num_classes`` / ``in_chans`` / ``input_dims`` from the shards) before training, so the
-saved ``config.yaml`` holds the numbers the run used.
+The defaults are paper 000's recipe (§3): SGD with momentum 0.9, lr 0.1, weight decay 1e-4 (IBN-Net's defaults,
+which §3 defers to), lr / 10 after epochs 5, 10 and 15, 20 epochs, batch 24. Training presets
+(``avs.train.presets``) set task, model, inputs and every number of a paper's recipe; a user's YAML, flags and
+``--set`` go on top. What a task computes has its own config in ``task_params`` (``--set task_params.focal_gamma=3``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from avs.classes import SCENE_CLASSES
-from avs.train.recipe import RecipeConfig, paper000_recipe
+from avs.flags import opt
+from avs.train.optim import OptimizerConfig, ScheduleConfig
 
-FAMILIES = ("logmel", "frame", "clip")
-Family = Literal["auto", "logmel", "frame", "clip"]
+# paper 000 §3 (SGD with momentum; the rest from IBN-Net, which §3 defers to: lr 0.1, momentum 0.9, wd 1e-4)
+PAPER000_OPTIMIZER = OptimizerConfig(name="sgd", lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4)
+# paper 000 §3: "The learning rate is divided by 10 when the training model reached 5 epoch, 10 epoch and 15 epoch"
+PAPER000_SCHEDULE = ScheduleConfig(name="multistep", interval="epoch", milestones=(5, 10, 15), gamma=0.1)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    shards: str  # root folder written by `avs extract`: SHARDS/<feature_set>/part-NNNNN.parquet
-    out: str  # run folder: best/, metrics.json, config.yaml, and Ray Train's checkpoints in <out>/<name>/
-    model: str = "clip-late-fusion"  # registry name (avs.models.create_model)
-    model_params: dict[str, Any] = dataclasses.field(default_factory=dict)  # config overrides of the model
-    # feature-set folders under ``shards``: one for CNNs ("logmel" or "frames"); the three CLIP sets, in the
-    # model's branch order (RN50x4, RN101, ViT-B/32; paper 000 Table 1), for clip-late-fusion
-    features: tuple[str, ...] = ("clip_rn50x4", "clip_rn101", "clip_vitb32")
-    family: Family = "auto"  # recipe / input family; auto: from the model name and the shards
-    label_column: str = "labels"  # list<string>; the first label is the class (TAU: the scene)
-    classes: tuple[str, ...] = SCENE_CLASSES  # class index order of the model's outputs (TAU 2021: 10 scenes)
-    train_split: str = "train"  # value of the shards' ``split`` column to train on (TAU fold1 train)
-    val_split: str = "evaluate"  # ... and to validate on (TAU fold1 evaluate)
-    # recipe (None = paper 000 sec. 3 value of the family, see avs.train.recipe)
-    epochs: int | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    weight_decay: float | None = None
-    milestones: tuple[int, ...] | None = None  # epochs where lr is multiplied by ``gamma``
-    gamma: float | None = None
-    batch_size: int | None = None  # per Ray Train worker
-    focal_gamma: float | None = None
-    loss: Literal["focal", "cross_entropy"] | None = None
-    augment: bool = True  # paper 000 sec. 3 augmentations (log-mel: gain + frequency masks; frames: affine ...)
-    standardize: bool = True  # log-mel: per-channel z-score with statistics of the training split
-    image_size: tuple[int, int] | None = None  # frames: (H, W) fed to the model; None = the model's input_size
-    # (frame-* models: 448 x 448) or, failing that, the stored frame size
-    # Ray Train
-    num_workers: int = 1  # Ray Train workers (DDP when > 1)
-    use_gpu: Literal["auto"] | bool = "auto"  # auto: when the Ray cluster has GPUs
-    cpus_per_worker: float = 1.0
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 with a grad scaler)
-    seed: int = 0
-    shuffle_buffer_rows: int = 256  # local shuffle buffer of the training iterator (0: no shuffling)
-    max_train_rows: int | None = None  # smoke runs: train / validate on the first N rows only
-    max_val_rows: int | None = None
-    resume: bool = False  # continue the run in <out>/<name> from its latest checkpoint
-    max_failures: int = 2  # Ray Train FailureConfig: worker-group restarts (each resumes from the last checkpoint)
-    num_to_keep: int = 2  # checkpoints kept (best by val_accuracy; Ray always keeps the latest too)
-    name: str = "ray"  # Ray Train run folder under ``out``
+    shards: str = opt(help="root folder of `avs extract` (SHARDS/<feature_set>/part-*.parquet)", positional=True)
+    out: str = opt(help="run folder: best/, metrics.json, config.yaml and Ray Train's checkpoints in OUT/<name>/")
+    preset: str | None = opt(None, help="training preset the run started from (avs.train.presets; recorded)")
+    task: str = opt("scene", help="registered training task (avs.train.task.TASKS)")
+    task_params: dict[str, Any] = opt(
+        default_factory=dict, help="the task's settings (its config dataclass), e.g. task_params.focal_gamma=3"
+    )
+    plugins: tuple[str, ...] = opt((), help="modules or .py files that register tasks, imported in every worker")
+    model: str = opt("clip-late-fusion", help="registered model (avs.models), e.g. logmel-resnest50d, timm-cnn")
+    model_params: dict[str, Any] = opt(default_factory=dict, help="model config overrides (model_params.backbone=...)")
+    random_init: bool = opt(False, help="model_params.random_init: random initial weights (tests, demos)")
+    init_from: str | None = opt(None, help="start from a run folder or checkpoint (partial loading, see init_drop)")
+    init_drop: tuple[str, ...] = opt((), help="name prefixes init_from leaves out; 'head': the model's classifier")
+    freeze_trunk: bool = opt(False, help="train only the parameters init_from did not load (a linear probe)")
+    features: tuple[str, ...] = opt(
+        ("clip_rn50x4", "clip_rn101", "clip_vitb32"), help="feature sets under SHARDS the task reads, comma-separated"
+    )
+    label_column: str = opt("labels", help="shard column with each row's labels (list<string>)")
+    label_table: str | None = opt(None, help="Parquet table joined on clip_id (+ segment) that holds the labels")
+    classes: tuple[str, ...] | None = opt(None, help="output classes in order; default: the preset's, else the data's")
+    train_split: str = opt("train", help="value of the shards' split column to train on")
+    val_split: str = opt("evaluate", help="... and to validate on (ignored with folds)")
+    folds: int | None = opt(None, help="location-disjoint folds of the train split (paper 000 Table 3: 5)")
+    fold: int | None = opt(None, help="with folds: validate on this fold (0-based), train on the others")
+    fold_column: str = opt("location", help="with folds: the shards' group column (TAU: the recording location)")
+    epochs: int = opt(20, help="epochs (paper 000 §3: 20)")
+    batch_size: int = opt(24, help="rows per worker per step of the main training stream (paper 000 §3: 24)")
+    optimizer: OptimizerConfig = opt(default_factory=lambda: PAPER000_OPTIMIZER, help="optimizer.name / lr / ...")
+    schedule: ScheduleConfig = opt(default_factory=lambda: PAPER000_SCHEDULE, help="schedule.name / interval / ...")
+    grad_clip: float | None = opt(None, help="clip the gradient norm to this value (None: no clipping)")
+    num_workers: int = opt(1, help="Ray Train workers (DDP when > 1)")
+    use_gpu: Literal["auto"] | bool = opt("auto", help="auto: when the Ray cluster has GPUs")
+    cpus_per_worker: float = opt(1.0, help="CPUs reserved per Ray Train worker")
+    amp: bool = opt(True, help="mixed precision on CUDA (bf16 where supported, else fp16 with a grad scaler)")
+    seed: int = opt(0, help="seeds the weights, the shuffles and the augmentations")
+    deterministic: bool = opt(False, help="keep Ray Data's block order (seeded runs repeat exactly; slower ingest)")
+    shuffle_buffer_rows: int = opt(256, help="local shuffle buffer of the training iterator (0: no shuffling)")
+    max_train_rows: int | None = opt(None, help="smoke runs: train on the first N rows only")
+    max_val_rows: int | None = opt(None, help="smoke runs: validate on the first N rows only")
+    resume: bool = opt(False, help="continue the run in OUT/<name> from its latest checkpoint")
+    max_failures: int = opt(2, help="worker-group restarts, each from the last checkpoint")
+    num_to_keep: int = opt(2, help="checkpoints kept (the best by the task's metric; Ray keeps the latest too)")
+    name: str = opt("ray", help="Ray Train run folder under OUT")
 
     def __post_init__(self) -> None:
+        if not self.shards or not self.out:
+            raise ValueError("TrainConfig: shards and out are required")
         if not self.features:
             raise ValueError("TrainConfig.features: name at least one feature set")
-        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+        if self.classes is not None and (len(set(self.classes)) != len(self.classes) or len(self.classes) < 2):
             raise ValueError(f"TrainConfig.classes must be >= 2 distinct names, got {self.classes}")
-        if self.family not in ("auto", *FAMILIES):
-            raise ValueError(f"TrainConfig.family must be auto or one of {FAMILIES}, got {self.family!r}")
-        if self.num_workers < 1:
-            raise ValueError("TrainConfig.num_workers must be >= 1")
-        for name in ("epochs", "batch_size", "max_train_rows", "max_val_rows"):
+        for name in ("epochs", "batch_size", "num_workers", "max_train_rows", "max_val_rows"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {value}")
         if self.use_gpu not in ("auto", True, False):
             raise ValueError(f"TrainConfig.use_gpu must be auto, true or false, got {self.use_gpu!r}")
-        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 8):
-            raise ValueError(f"TrainConfig.image_size must be (H, W) >= 8, got {self.image_size}")
         if self.max_failures < 0 or self.num_to_keep < 1 or self.shuffle_buffer_rows < 0:
             raise ValueError("TrainConfig: max_failures >= 0, num_to_keep >= 1, shuffle_buffer_rows >= 0")
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError("TrainConfig: folds and fold go together (--folds 5 --fold k)")
+        if self.folds is not None and (self.folds < 2 or not 0 <= self.fold < self.folds):
+            raise ValueError(f"TrainConfig: need folds >= 2 and 0 <= fold < folds, got {self.folds}, {self.fold}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"TrainConfig.grad_clip must be > 0, got {self.grad_clip}")
 
-    def recipe(self, family: str | None = None) -> RecipeConfig:
-        """The paper-000 recipe of ``family`` (default: ``self.family``) with this config's overrides."""
-        family = family or self.family
-        if family == "auto":
-            raise ValueError("recipe(): the family is not resolved yet (avs.train.job.resolve_config)")
-        base = paper000_recipe(family)
-        changes = {
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "momentum": self.momentum,
-            "weight_decay": self.weight_decay,
-            "lr_milestones": tuple(self.milestones) if self.milestones is not None else None,
-            "lr_gamma": self.gamma,
-            "batch_size": self.batch_size,
-            "focal_gamma": self.focal_gamma,
-            "loss": self.loss,
-        }
-        return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
+    @property
+    def resolved_model_params(self) -> dict[str, Any]:
+        params = dict(self.model_params)
+        if self.random_init:
+            params.setdefault("random_init", True)
+        return params
 
-    def with_recipe(self, family: str) -> TrainConfig:
-        """This config with ``family`` and every recipe field filled in (what the run saves)."""
-        r = self.recipe(family)
-        return dataclasses.replace(
-            self,
-            family=family,
-            epochs=r.epochs,
-            lr=r.lr,
-            momentum=r.momentum,
-            weight_decay=r.weight_decay,
-            milestones=tuple(r.lr_milestones),
-            gamma=r.lr_gamma,
-            batch_size=r.batch_size,
-            focal_gamma=r.focal_gamma,
-            loss=r.loss,
-        )
+
+def train_config(tree: Mapping[str, Any]) -> TrainConfig:
+    """A config tree (YAML / flags / --set merged) -> TrainConfig, with its ``preset`` merged underneath."""
+    from avs.config import deep_merge, from_dict
+    from avs.train.presets import train_preset
+
+    tree = dict(tree)
+    if tree.get("preset"):
+        tree = deep_merge(train_preset(str(tree["preset"])), tree)
+    return from_dict(TrainConfig, tree)

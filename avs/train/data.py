@@ -117,6 +117,7 @@ class DataSpec:
     image_size: tuple[int, int] | None = None  # frames: model input (H, W)
     mean: tuple[float, ...] | None = None  # log-mel: per-channel mean of the training split
     std: tuple[float, ...] | None = None  # log-mel: per-channel standard deviation of the training split
+    frame_augment: Any = None  # frames: avs.train.augment.FrameAugmentConfig (as a dict in JSON); None: defaults
 
     @property
     def kind(self) -> str:
@@ -222,7 +223,12 @@ def frame_batch(
     from avs.train.augment import FrameAugmentConfig, frame_eval_transform, frame_train_transform
 
     size = tuple(spec.image_size) if spec.image_size else tuple(spec.shapes[0][:2])
-    fcfg = FrameAugmentConfig(size=size)
+    fcfg = spec.frame_augment
+    if isinstance(fcfg, dict):
+        from avs.config import from_dict
+
+        fcfg = from_dict(FrameAugmentConfig, fcfg)
+    fcfg = dataclasses.replace(fcfg, size=size) if fcfg is not None else FrameAugmentConfig(size=size)
     transform = frame_train_transform(fcfg) if (train and augment) else frame_eval_transform(fcfg)
     imgs = decode_jpegs(table.column(IMAGE_COLUMN).to_pylist())
     if imgs:
@@ -232,11 +238,14 @@ def frame_batch(
     return _finish(table, x.astype(np.float32, copy=False), spec, keep_keys, drop_unlabeled)
 
 
-def read_joined_part(spec: DataSpec, part: str, split: str | None) -> pa.Table:
+def read_joined_part(spec: DataSpec, part: str, split: str | None, clips: Sequence[str] | None = None) -> pa.Table:
     """Same-named part of every feature set, joined on ``(clip_id, segment)``; column ``__x`` holds the
     concatenated vectors (fixed_size_list), in ``spec.features`` order. ``split`` filters the rows."""
     tables = []
-    filters = [("split", "=", split)] if split is not None else None
+    filters = [("split", "=", split)] if split is not None else []
+    if clips is not None:
+        filters.append(("clip_id", "in", list(clips)))
+    filters = filters or None
     for i, (name, column) in enumerate(zip(spec.features, spec.columns, strict=True)):
         storage = Storage(folder_of(spec, name))
         if i == 0:
@@ -274,10 +283,15 @@ def read_joined_part(spec: DataSpec, part: str, split: str | None) -> pa.Table:
 
 
 def joined_batch(
-    batch: dict[str, Any], spec: DataSpec, split: str | None, keep_keys: bool, drop_unlabeled: bool
+    batch: dict[str, Any],
+    spec: DataSpec,
+    split: str | None,
+    keep_keys: bool,
+    drop_unlabeled: bool,
+    clips: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """A batch of part names -> the joined rows of those parts (``x`` ``(rows, sum of dims)``)."""
-    tables = [read_joined_part(spec, str(p), split) for p in batch["part"]]
+    tables = [read_joined_part(spec, str(p), split, clips) for p in batch["part"]]
     table = pa.concat_tables(tables) if tables else pa.table({})
     dims = spec.input_shape[0]
     x = fixed_list_to_numpy(table.column("__x"), (dims,)) if table.num_rows else np.zeros((0, dims), np.float32)
@@ -287,15 +301,30 @@ def joined_batch(
 # ------------------------------------------------------------------------------------------------ datasets
 
 
-def _read(spec: DataSpec, split: str | None, columns: list[str]):
+def _read(spec: DataSpec, split: str | None, columns: list[str], clips: Sequence[str] | None = None):
     import ray.data
     from ray.data.expressions import col, lit
 
     storage = Storage(folder_of(spec, spec.features[0]))
-    ds = ray.data.read_parquet(storage.path(""), filesystem=storage.fs).select_columns(columns)
+    read = list(columns) if clips is None or "clip_id" in columns else [*columns, "clip_id"]
+    ds = ray.data.read_parquet(storage.path(""), filesystem=storage.fs).select_columns(read)
     if split is not None:
         ds = ds.filter(expr=col("split") == lit(split))
+    if clips is not None:  # location-disjoint folds: this fold's clips only
+        ds = ds.filter(expr=col("clip_id").is_in(list(clips)))
     return ds
+
+
+def distinct_labels(info: FeatureInfo, label_column: str, split: str | None) -> list[str]:
+    """Sorted first labels found in a split of a feature set (classes "from the data"); reads two columns."""
+    storage = Storage(info.folder)
+    if label_column not in info.columns:
+        raise ValueError(f"{info.folder} has no label column {label_column!r}; columns: {list(info.columns)}")
+    cols = [label_column] + (["split"] if "split" in info.columns else [])
+    filters = [("split", "=", split)] if split is not None and "split" in info.columns else None
+    table = pq.read_table(storage.path(""), filesystem=storage.fs, columns=cols, filters=filters)
+    _, labels = label_indices(table, label_column, ())
+    return sorted({v for v in labels if v})
 
 
 def split_dataset(
@@ -308,9 +337,11 @@ def split_dataset(
     keep_keys: bool = False,
     drop_unlabeled: bool = True,
     batch_rows: int = 64,
+    clips: Sequence[str] | None = None,
 ):
     """Ray Dataset of one split (``None``: every row) with ``x`` (float32) and ``y`` (int64); with
-    ``keep_keys`` also clip_id, segment, start_s, end_s, timestamp_s (where stored), split, label."""
+    ``keep_keys`` also clip_id, segment, start_s, end_s, timestamp_s (where stored), split, label.
+    ``clips``: only these clip ids (a fold)."""
     import ray.data
 
     first = feature_info(spec.shards, spec.features[0])
@@ -327,13 +358,19 @@ def split_dataset(
             joined_batch,
             batch_size=1,
             batch_format="numpy",
-            fn_kwargs={"spec": spec, "split": split, "keep_keys": keep_keys, "drop_unlabeled": drop_unlabeled},
+            fn_kwargs={
+                "spec": spec,
+                "split": split,
+                "keep_keys": keep_keys,
+                "drop_unlabeled": drop_unlabeled,
+                "clips": list(clips) if clips is not None else None,
+            },
         )
         return ds.limit(limit) if limit else ds
     if "split" not in first.columns and split is not None:
         raise ValueError(f"{first.folder} has no 'split' column; cannot select split {split!r}")
     columns = [c for c in (*KEY_COLUMNS, "split", spec.label_column) if c in first.columns] + [first.column]
-    ds = _read(spec, split, columns)
+    ds = _read(spec, split, columns, clips)
     if limit:
         ds = ds.limit(limit)
     kwargs = {"spec": spec, "keep_keys": keep_keys, "drop_unlabeled": drop_unlabeled}
@@ -353,19 +390,22 @@ def _count_batch(table: pa.Table, label_column: str, classes: Sequence[str]) -> 
     return {"counts": counts[None, :], "unknown": np.asarray([int((y < 0).sum())], np.int64)}
 
 
-def label_counts(spec: DataSpec, split: str | None, limit: int | None = None) -> dict[str, Any]:
+def label_counts(
+    spec: DataSpec, split: str | None, limit: int | None = None, clips: Sequence[str] | None = None
+) -> dict[str, Any]:
     """``{"rows", "unknown", "per_class": {class: n}}`` of a split (reads only the label column)."""
 
     first = feature_info(spec.shards, spec.features[0])
     if len(spec.features) > 1:
-        ds = split_dataset(spec, split, limit=limit, drop_unlabeled=False, keep_keys=True).select_columns(["y"])
+        ds = split_dataset(spec, split, limit=limit, drop_unlabeled=False, keep_keys=True, clips=clips)
+        ds = ds.select_columns(["y"])
         ys = [np.asarray(b["y"]) for b in ds.iter_batches(batch_size=4096, batch_format="numpy")]
         y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
         counts = np.bincount(y[y >= 0], minlength=len(spec.classes))
         unknown = int((y < 0).sum())
     else:
         columns = [c for c in ("split", spec.label_column) if c in first.columns] or ["clip_id"]
-        ds = _read(spec, split, columns)
+        ds = _read(spec, split, columns, clips)
         if limit:
             ds = ds.limit(limit)
         rows = ds.map_batches(

@@ -30,8 +30,7 @@ import yaml
 import avs
 from avs.config import to_dict
 from avs.shards.storage import Storage
-from avs.train.config import FAMILIES, TrainConfig
-from avs.train.data import DataSpec, channel_stats, feature_info, label_counts, split_dataset
+from avs.train.config import TrainConfig
 
 SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"  # Ray Train V2's run state in <out>/<name>/
 
@@ -40,7 +39,7 @@ SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"  # Ray Train V2's run state i
 # the user set them: one machine is never drained by an autoscaler, so Ray Train's PreemptionWatcher actor (one
 # more process per run, and a core_worker error line about its restartable constructor arguments) has nothing to
 # watch; Ray Data's INFO lines in its actors ("Dataset train_... execution finished in 7.60 seconds" per epoch
-# and split) are left out of the terminal like the driver's (``avs.train.worker.quiet_ray_logs``).
+# and split) are left out of the terminal like the driver's (``avs.train.loop.quiet_ray_logs``).
 EMBEDDED_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_DATA_LOG_LEVEL": "WARNING"}
 
 
@@ -102,7 +101,7 @@ def trainer_class(state_api: bool):
     return TrainerWithoutStateApi
 
 
-def ingest_options():
+def ingest_options(deterministic: bool = False):
     """Ray Data options for the workers' dataset shards: Ray Train's defaults
     (``DataConfig.default_ingest_options``: resource limits, order and verbosity of the current DataContext)
     without ``exclude_resources``, whose deprecated setter those defaults call, printing a RayDeprecationWarning
@@ -112,86 +111,9 @@ def ingest_options():
     opts = ray.data.DataContext.get_current().execution_options
     return ray.data.ExecutionOptions(
         resource_limits=opts.resource_limits,
-        preserve_order=opts.preserve_order,
+        preserve_order=True if deterministic else opts.preserve_order,
         verbose_progress=opts.verbose_progress,
     )
-
-
-def _guess_family(cfg: TrainConfig, infos: list) -> str:
-    if cfg.family != "auto":
-        return cfg.family
-    if cfg.model == "clip-late-fusion" or len(infos) > 1:
-        return "clip"
-    if infos[0].kind == "image" or cfg.model.startswith("frame-"):
-        return "frame"
-    if cfg.model.startswith("logmel-") or len(infos[0].shape) >= 2:
-        return "logmel"
-    return "clip"  # one embedding vector per row
-
-
-def resolve_config(cfg: TrainConfig) -> tuple[TrainConfig, DataSpec]:
-    """Fill the family, the recipe numbers and the model's shape parameters from the shards.
-
-    ``model_params`` gets ``num_classes`` = len(classes); timm models ``in_chans`` (log-mel channels);
-    ``clip-late-fusion`` ``input_dims`` (and ``branch_names`` = the feature sets when there are not three).
-    Values the user gave are kept and checked against the shards by building the model.
-    """
-    from avs.models import model_config, model_names
-    from avs.models.base import MODELS
-    from avs.models.timm_cnn import TimmClassifierConfig, resolve_timm_weights
-
-    if cfg.model not in model_names():
-        raise ValueError(f"unknown model {cfg.model!r}; registered: {model_names()}")
-
-    infos = [feature_info(cfg.shards, name) for name in cfg.features]
-    family = _guess_family(cfg, infos)
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}")
-    kinds = {i.kind for i in infos}
-    if family == "frame" and (len(infos) != 1 or kinds != {"image"}):
-        raise ValueError(f"frame models train on one frames set (binary 'image' column); got {list(cfg.features)}")
-    if family != "frame" and "image" in kinds:
-        raise ValueError(f"family {family!r} needs float feature sets; {list(cfg.features)} holds JPEG frames")
-    params = dict(cfg.model_params)
-    params.setdefault("num_classes", len(cfg.classes))
-    defaults = {f.name: f.default for f in dataclasses.fields(MODELS.get(cfg.model).config)}
-    fields = set(defaults)
-    if "random_init" not in fields and params.get("random_init") is True:
-        params.pop("random_init")  # --random-init on a model that always starts from random weights (CLIP fusion)
-    if "input_dims" in fields and "input_dims" not in params:
-        params["input_dims"] = [i.dims for i in infos]
-        if len(infos) != len(defaults.get("branch_names") or ()) and "branch_names" not in params:
-            params["branch_names"] = [i.name for i in infos]
-    if "in_chans" in fields and "in_chans" not in params and family == "logmel" and len(infos[0].shape) == 3:
-        params["in_chans"] = int(infos[0].shape[0])
-    mcfg = model_config(cfg.model, params)  # unknown / invalid model options fail here, before Ray starts
-    if isinstance(mcfg, TimmClassifierConfig) and not os.environ.get("RAY_ADDRESS"):
-        # embedded Ray: the workers see this machine's weight caches, so missing ImageNet weights fail now with
-        # MissingWeightsError rather than in every worker (on a cluster only the workers' caches count)
-        resolve_timm_weights(mcfg)
-    image_size = None
-    if family == "frame":
-        image_size = cfg.image_size or getattr(mcfg, "input_size", None) or tuple(infos[0].shape[:2])
-        image_size = tuple(int(v) for v in image_size)
-    if family == "clip" and "input_dims" in fields and list(mcfg.input_dims) != [i.dims for i in infos]:
-        raise ValueError(
-            f"model input_dims {list(mcfg.input_dims)} do not match the feature sets "
-            f"{[f'{i.name}: {i.dims}' for i in infos]}"
-        )
-    resolved = dataclasses.replace(
-        cfg.with_recipe(family), model_params=params, image_size=image_size if family == "frame" else cfg.image_size
-    )
-    spec = DataSpec(
-        shards=cfg.shards,
-        family=family,
-        features=tuple(cfg.features),
-        columns=tuple(i.column for i in infos),
-        shapes=tuple(tuple(i.shape) for i in infos),
-        classes=tuple(cfg.classes),
-        label_column=cfg.label_column,
-        image_size=image_size,
-    )
-    return resolved, spec
 
 
 def _use_gpu(setting: Any) -> bool:
@@ -202,37 +124,91 @@ def _use_gpu(setting: Any) -> bool:
     return bool(setting)
 
 
-def _best(result) -> tuple[Any, dict[str, Any]]:
+def fold_clips(cfg: TrainConfig) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """``(train clips, val clips)`` of fold ``cfg.fold`` of ``cfg.folds`` location-disjoint folds of the train
+    split (paper 000 Table 3), from the first feature set's ``clip_id``, group and label columns; (None, None)
+    without folds. Stratified by the first label where there is one (``avs.eval.folds.location_folds``)."""
+    if cfg.folds is None:
+        return None, None
+    import pyarrow.parquet as pq
+
+    from avs.eval.folds import location_folds
+    from avs.train.data import feature_info, label_indices
+
+    info = feature_info(cfg.shards, cfg.features[0])
+    if cfg.fold_column not in info.columns:
+        raise ValueError(f"folds need a {cfg.fold_column!r} column in {info.folder}; columns: {list(info.columns)}")
+    split = None if cfg.train_split == "all" else cfg.train_split
+    cols = ["clip_id", cfg.fold_column] + [c for c in (cfg.label_column, "split") if c in info.columns]
+    storage = Storage(info.folder)
+    filters = [("split", "=", split)] if split is not None and "split" in info.columns else None
+    table = pq.read_table(storage.path(""), filesystem=storage.fs, columns=cols, filters=filters)
+    clip_ids = table.column("clip_id").to_pylist()
+    groups = table.column(cfg.fold_column).to_pylist()
+    _, labels = label_indices(table, cfg.label_column, ())
+    first: dict[str, int] = {}
+    for i, c in enumerate(clip_ids):
+        first.setdefault(c, i)
+    clips = sorted(first)
+    idx = [first[c] for c in clips]
+    clip_labels = [labels[i] for i in idx]
+    stratify = all(clip_labels)
+    folds = location_folds([groups[i] for i in idx], cfg.folds, clip_labels if stratify else None)
+    train_idx, val_idx = folds[cfg.fold]
+    return tuple(clips[i] for i in train_idx), tuple(clips[i] for i in val_idx)
+
+
+def run_info(cfg: TrainConfig) -> Any:
+    from avs.train.task import RunInfo
+
+    train_clips, val_clips = fold_clips(cfg)
+    return RunInfo(
+        shards=cfg.shards,
+        model=cfg.model,
+        model_params=cfg.resolved_model_params,
+        features=tuple(cfg.features),
+        classes=tuple(cfg.classes) if cfg.classes else None,
+        label_column=cfg.label_column,
+        label_table=cfg.label_table,
+        train_split=None if cfg.train_split == "all" else cfg.train_split,
+        val_split=None if cfg.val_split == "all" else cfg.val_split,
+        train_clips=train_clips,
+        val_clips=val_clips,
+        batch_size=cfg.batch_size,
+        max_train_rows=cfg.max_train_rows,
+        max_val_rows=cfg.max_val_rows,
+        seed=cfg.seed,
+        plugins=tuple(cfg.plugins),
+    )
+
+
+def _best(result, task) -> tuple[Any, dict[str, Any]]:
     candidates = [(c, m) for c, m in (result.best_checkpoints or []) if c is not None]
     if not candidates and result.checkpoint is not None:
         candidates = [(result.checkpoint, result.metrics or {})]
     if not candidates:
         raise RuntimeError("training reported no checkpoint")
-
-    def score(cm):
-        m = cm[1]
-        ll = m.get("val_log_loss")
-        return (m.get("val_accuracy", 0.0), -(ll if ll == ll and ll is not None else float("inf")), -m.get("epoch", 0))
-
-    return max(candidates, key=score)
+    return max(candidates, key=lambda cm: task.best_key(cm[1]))
 
 
 def _read_state(checkpoint) -> dict[str, Any]:
-    from avs.train.worker import STATE_FILE
+    from avs.train.loop import STATE_FILE
 
     with checkpoint.as_directory() as d, open(os.path.join(d, STATE_FILE)) as fh:
         return json.load(fh)
 
 
 def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[str, Any] | None = None) -> dict:
-    """Train ``cfg.model`` on the shards (see the module docstring); returns the summary (``metrics.json``).
+    """Train ``cfg.task`` on the shards (see the module docstring); returns the summary (``metrics.json``).
 
     ``fail_once`` (tests): ``{"epoch": k, "flag": path}`` makes rank 0 raise once at the start of epoch k.
     """
+    import ray.data
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 
     from avs.models.checkpoint import load_model, save_checkpoint
-    from avs.train.worker import CHECKPOINT_FILE, quiet_ray_logs, train_loop_per_worker
+    from avs.train.loop import CHECKPOINT_FILE, quiet_ray_logs, train_loop_per_worker
+    from avs.train.task import TASKS, task_config
 
     log = stream or sys.stderr
     t_start = time.perf_counter()
@@ -243,52 +219,51 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
             f"{out.path(cfg.name)} already holds a training run; pass --resume to continue it from its "
             "latest checkpoint, or choose another --out (or --name)"
         )
-    cfg, spec = resolve_config(cfg)
-    recipe = cfg.recipe()
+    tcfg = task_config(cfg.task, cfg.task_params, cfg.plugins)  # unknown task / task settings fail here
     init_ray()
     quiet_ray_logs()
+    if cfg.deterministic:
+        ray.data.DataContext.get_current().execution_options.preserve_order = True
     out.makedirs()
 
     t = time.perf_counter()
-    counts = {
-        "train": label_counts(spec, cfg.train_split, cfg.max_train_rows),
-        "val": label_counts(spec, cfg.val_split, cfg.max_val_rows),
-    }
-    for part in ("train", "val"):
-        if counts[part]["labelled"] == 0:
-            split = cfg.train_split if part == "train" else cfg.val_split
-            raise ValueError(
-                f"no labelled rows in split {split!r} of {spec.shards}/{spec.features[0]} "
-                f"(classes {list(cfg.classes)}); check --train-split / --val-split / --classes"
-            )
-    train_ds = split_dataset(spec, cfg.train_split, train=True, augment=cfg.augment, limit=cfg.max_train_rows)
-    if spec.family == "logmel" and cfg.standardize:
-        mean, std = channel_stats(split_dataset(spec, cfg.train_split, limit=cfg.max_train_rows))
-        spec = dataclasses.replace(spec, mean=mean, std=std)
-        train_ds = split_dataset(spec, cfg.train_split, train=True, augment=cfg.augment, limit=cfg.max_train_rows)
-    val_ds = split_dataset(spec, cfg.val_split, limit=cfg.max_val_rows)
-    train_ds = train_ds.select_columns(["x", "y"]).randomize_block_order(seed=None)
-    val_ds = val_ds.select_columns(["x", "y"])
+    run = run_info(cfg)
+    task = TASKS.get(cfg.task).factory(tcfg, run)
+    prepared = task.prepare()
+    missing = [name for name in [s.name for s in task.train_streams()] + ["val"] if name not in prepared.datasets]
+    if missing:
+        raise ValueError(f"task {cfg.task!r} prepared no dataset for stream(s) {missing}")
+    run = dataclasses.replace(run, spec=prepared.spec, model_params=prepared.model_params)
+    classes = tuple(prepared.spec.get("data", {}).get("classes") or run.classes or ())
+    cfg = dataclasses.replace(
+        cfg, model_params=prepared.model_params, random_init=False, classes=classes or cfg.classes
+    )
+    task = TASKS.get(cfg.task).factory(tcfg, run)  # as the workers build it (monitor, best_key)
     scan_s = time.perf_counter() - t
     use_gpu = _use_gpu(cfg.use_gpu)
+    train_rows = {s.name: prepared.rows.get(s.name, 0) for s in task.train_streams()}
     print(
-        f"[avs train] {cfg.model} ({spec.family}) on {list(spec.features)}: {counts['train']['labelled']} train / "
-        f"{counts['val']['labelled']} val rows, {recipe.epochs} epochs, batch {recipe.batch_size} x "
+        f"[avs train] task {cfg.task}, {cfg.model} on {list(cfg.features)}: "
+        + ", ".join(f"{n} {name}" for name, n in train_rows.items())
+        + f" / {prepared.rows.get('val', 0)} val rows, {cfg.epochs} epochs, batch {cfg.batch_size} x "
         f"{cfg.num_workers} worker(s), {'GPU' if use_gpu else 'CPU'}; run folder {out.path(cfg.name)}",
         file=log,
         flush=True,
     )
 
     loop_config: dict[str, Any] = {
-        "cfg": to_dict(cfg),
-        "data": to_dict(spec),
-        "rows": {"train": counts["train"]["labelled"], "val": counts["val"]["labelled"]},
+        "train": to_dict(cfg),
+        "run": to_dict(run),
+        "task": to_dict(tcfg),
+        "rows": dict(prepared.rows),
     }
     if fail_once:
         loop_config["fail_once"] = dict(fail_once)
     resources = {"CPU": cfg.cpus_per_worker}
     if use_gpu:
         resources["GPU"] = 1
+    split = [s.name for s in task.train_streams()] + (["val"] if task.split_validation else [])
+    monitor, mode = task.monitor
     trainer = trainer_class(state_api_available())(
         train_loop_per_worker,
         train_loop_config=loop_config,
@@ -301,13 +276,11 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
             logging_config=LoggingConfig(log_level="WARNING"),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(
-                num_to_keep=cfg.num_to_keep,
-                checkpoint_score_attribute=recipe.select_best_by,
-                checkpoint_score_order="max" if recipe.select_best_by == "val_accuracy" else "min",
+                num_to_keep=cfg.num_to_keep, checkpoint_score_attribute=monitor, checkpoint_score_order=mode
             ),
         ),
-        datasets={"train": train_ds, "val": val_ds},
-        dataset_config=DataConfig(execution_options=ingest_options()),
+        datasets=prepared.datasets,
+        dataset_config=DataConfig(datasets_to_split=split, execution_options=ingest_options(cfg.deterministic)),
     )
     t = time.perf_counter()
     result = trainer.fit()
@@ -315,7 +288,7 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     if result.error is not None:
         raise RuntimeError(f"training failed: {result.error}") from result.error
 
-    best_ckpt, best_metrics = _best(result)
+    best_ckpt, best_metrics = _best(result, task)
     state = _read_state(result.checkpoint) if result.checkpoint is not None else _read_state(best_ckpt)
     history = state["history"]
     with best_ckpt.as_directory() as d:
@@ -330,17 +303,19 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     out.write_bytes("config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
 
     summary = {
+        "task": cfg.task,
+        "preset": cfg.preset,
         "model": cfg.model,
-        "family": spec.family,
-        "features": list(spec.features),
-        "classes": list(spec.classes),
-        "epochs": recipe.epochs,
+        "features": list(cfg.features),
+        "classes": list(classes),
+        "epochs": cfg.epochs,
+        "monitor": {"metric": monitor, "mode": mode},
         "best_epoch": int(extra.get("epoch", best_metrics.get("epoch", -1))),
         "best": {k: v for k, v in (extra.get("metrics") or best_metrics).items()},
         "history": history,
         "starts": state.get("starts", []),
-        "rows": counts,
-        "standardize": {"mean": list(spec.mean), "std": list(spec.std)} if spec.mean is not None else None,
+        "fold": {"folds": cfg.folds, "fold": cfg.fold, "val_clips": len(run.val_clips)} if cfg.folds else None,
+        **prepared.summary,
         "num_workers": cfg.num_workers,
         "use_gpu": use_gpu,
         "seconds": {"scan": round(scan_s, 3), "fit": round(fit_s, 3), "total": round(time.perf_counter() - t_start, 3)},
@@ -365,5 +340,6 @@ def history_table(history: list[dict[str, Any]]) -> str:
     """Per-epoch lines for the terminal."""
     from avs.tables import markdown_table
 
-    header = ["epoch", "train_loss", "val_loss", "val_log_loss", "val_accuracy", "samples_per_s", "epoch_s"]
+    metrics = [k for k in (history[0] if history else {}) if k.startswith(("train_", "val_")) and "samples" not in k]
+    header = ["epoch", *metrics, "samples_per_s", "epoch_s"]
     return markdown_table(header, [[h.get(k) for k in header] for h in history], digits=4)

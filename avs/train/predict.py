@@ -39,7 +39,7 @@ import avs
 from avs.config import from_dict, to_dict
 from avs.predictions import PREDICTIONS_FILE
 from avs.shards.storage import Storage
-from avs.train.data import DataSpec, feature_info, split_dataset, standardize
+from avs.train.data import DataSpec, feature_info, split_dataset
 
 OUT_KEYS = ("clip_id", "segment", "split", "label", "start_s", "end_s")
 
@@ -66,17 +66,6 @@ class PredictConfig:
             raise ValueError("PredictConfig: batch_size and concurrency must be >= 1")
 
 
-def model_file(path: str) -> str:
-    """A run folder -> its ``best/model.safetensors``; a file as it is."""
-    storage = Storage(path)
-    for rel in ("best/model.safetensors", "best/model.pt"):
-        if storage.exists(rel):
-            return storage.path(rel)
-    if not storage.exists(""):
-        raise FileNotFoundError(f"model not found: {path}")
-    return storage.uri if "://" in path else os.path.abspath(path)
-
-
 def _read_bytes(path: str) -> bytes:
     storage = Storage(path)
     with storage.fs.open_input_stream(storage.root) as fh:
@@ -93,8 +82,23 @@ def _load_from_bytes(data: bytes, suffix: str, map_location: str = "cpu"):
         return load_model(path, map_location=map_location)
 
 
+def task_of(meta: dict[str, Any], shards: str | None = None):
+    """The training task a checkpoint was trained with, rebuilt from its metadata (``shards``: read the inputs
+    from another shard root)."""
+    from avs.train.task import RunInfo, create_task
+
+    extra = meta.get("extra", {})
+    if "task" not in extra or "run" not in extra:
+        raise ValueError("no task in the checkpoint metadata (not written by `avs train`)")
+    run = from_dict(RunInfo, extra["run"])
+    if shards:
+        run = dataclasses.replace(run, shards=shards)
+    return create_task(extra["task"]["name"], extra["task"]["params"], run)
+
+
 class Predictor:
-    """Ray Data stage holding a trained model: batch of ``x`` + keys -> keys + one probability column per class."""
+    """Ray Data stage holding a trained model: batch of ``x`` + keys -> keys + one score column per class, as the
+    model's training task predicts (``Task.predict_scores``)."""
 
     def __init__(self, model_bytes: bytes, suffix: str, device: str = "cpu") -> None:
         import torch
@@ -102,20 +106,18 @@ class Predictor:
         self.device = torch.device(device)
         model, meta = _load_from_bytes(model_bytes, suffix)
         self.model = model.eval().to(self.device)
-        self.spec = from_dict(DataSpec, meta["extra"]["data"])
+        self.task = task_of(meta)
+        self.classes = self.task.classes()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
         # writable (a copy only where Ray Data hands a read-only view): torch warns on non-writable arrays
         x = torch.as_tensor(np.require(batch["x"], dtype=np.float32, requirements="W"), device=self.device)
-        if self.spec.family == "logmel":
-            x = standardize(x, self.spec.mean, self.spec.std)
         amp = self.device.type == "cuda"
         with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = self.model(x)
-            probs = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
-        return _output(batch, probs, self.spec.classes)
+            scores = self.task.predict_scores(self.model, x).float().cpu().numpy().astype(np.float64)
+        return _output(batch, scores, self.classes)
 
 
 def _output(batch: dict[str, np.ndarray], probs: np.ndarray, classes) -> dict[str, np.ndarray]:
@@ -163,8 +165,9 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
     """Write the predictions of ``cfg`` (see the module docstring); returns the summary."""
     import ray
 
+    from avs.models.files import model_file
     from avs.train.job import init_ray
-    from avs.train.worker import quiet_ray_logs
+    from avs.train.loop import quiet_ray_logs
 
     log = stream or sys.stderr
     t_start = time.perf_counter()
@@ -200,6 +203,7 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
             fn_kwargs={"order": [stored.index(c) for c in classes], "classes": list(classes)},
         )
         source = {"kind": "zeroshot", "feature_set": cfg.zeroshot, "extractor": info.extractor}
+        kind = "clip_probs"
         device = "cpu"
     else:
         path = model_file(cfg.model)
@@ -207,17 +211,14 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
         suffix = ".safetensors" if path.endswith(".safetensors") else ".pt"
         model, meta = _load_from_bytes(data, suffix)
         extra = meta.get("extra", {})
-        if "data" not in extra:
-            raise ValueError(f"{path}: no input spec in the checkpoint metadata (not written by `avs train`)")
-        spec = from_dict(DataSpec, extra["data"])
-        if cfg.shards:
-            spec = spec.with_shards(cfg.shards)
-        classes = tuple(spec.classes)
+        task = task_of(meta, cfg.shards)
+        classes = task.classes()
+        kind = task.prediction
         gpus = float(ray.cluster_resources().get("GPU", 0))
         if cfg.device == "cuda" and gpus <= 0:
             raise ValueError("device=cuda but the Ray cluster has no GPU")
         device = "cuda" if (cfg.device == "cuda" or (cfg.device == "auto" and gpus > 0)) else "cpu"
-        ds = split_dataset(spec, split, limit=cfg.max_rows, keep_keys=True, drop_unlabeled=False)
+        ds = task.predict_dataset(split, cfg.max_rows)
         ds = ds.map_batches(
             Predictor,
             fn_constructor_kwargs={"model_bytes": data, "suffix": suffix, "device": device},
@@ -230,15 +231,16 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
             "kind": "model",
             "model": path,
             "model_name": meta.get("model_name"),
-            "family": spec.family,
-            "features": list(spec.features),
+            "task": extra["task"]["name"],
+            "features": list(extra["run"]["features"]),
             "epoch": extra.get("epoch"),
+            "shards": extra["run"]["shards"],
             "val_metrics": extra.get("metrics"),
         }
         del model
     print(
         f"[avs predict] {source.get('model_name') or source.get('feature_set')} on split "
-        f"{split or 'all'} of {spec.shards} ({device})",
+        f"{split or 'all'} of {cfg.shards or source.get('shards')} ({device})",
         file=log,
         flush=True,
     )
@@ -247,6 +249,7 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
     predict_s = time.perf_counter() - t
     meta_bytes = {
         b"avs.classes": json.dumps(list(classes)).encode(),
+        b"avs.kind": kind.encode(),
         b"avs.predict": json.dumps({**source, "split": split}, default=str).encode(),
         b"avs.version": avs.__version__.encode(),
     }
@@ -265,6 +268,7 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
         "rows": table.num_rows,
         "clips": len(set(table.column("clip_id").to_pylist())),
         "classes": list(classes),
+        "kind": kind,
         "row_accuracy": float((probs[known].argmax(1) == y[known]).mean()) if known.any() else None,
         "device": device,
         "seconds": {"predict": round(predict_s, 3), "total": round(time.perf_counter() - t_start, 3)},
