@@ -127,7 +127,8 @@ def _use_gpu(setting: Any) -> bool:
 def fold_clips(cfg: TrainConfig) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
     """``(train clips, val clips)`` of fold ``cfg.fold`` of ``cfg.folds`` location-disjoint folds of the train
     split (paper 000 Table 3), from the first feature set's ``clip_id``, group and label columns; (None, None)
-    without folds. Stratified by the first label where there is one (``avs.eval.folds.location_folds``)."""
+    without folds. Stratified by the first label where every clip has one and every class has a clip per fold
+    (``avs.eval.folds.location_folds``)."""
     if cfg.folds is None:
         return None, None
     import pyarrow.parquet as pq
@@ -152,7 +153,9 @@ def fold_clips(cfg: TrainConfig) -> tuple[tuple[str, ...] | None, tuple[str, ...
     clips = sorted(first)
     idx = [first[c] for c in clips]
     clip_labels = [labels[i] for i in idx]
-    stratify = all(clip_labels)
+    per_class = {v: clip_labels.count(v) for v in set(clip_labels)}
+    # StratifiedGroupKFold needs every class in at least `folds` clips; else plain location-disjoint folds
+    stratify = all(clip_labels) and min(per_class.values()) >= cfg.folds
     folds = location_folds([groups[i] for i in idx], cfg.folds, clip_labels if stratify else None)
     train_idx, val_idx = folds[cfg.fold]
     return tuple(clips[i] for i in train_idx), tuple(clips[i] for i in val_idx)

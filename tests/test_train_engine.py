@@ -1,0 +1,196 @@
+"""The training engine (avs.train.loop + task plugins) with a real local Ray, on tiny generated shards.
+
+- paper 000 on the engine: seeded runs of the three input families give the metrics the pre-engine trainer
+  gave (pinned below);
+- a plugin task (tests/plugins/ema_task.py, an EMA teacher) trains through the engine, and resumed after an
+  injected failure it ends with exactly the weights of an uninterrupted seeded run;
+- location-disjoint folds (paper 000 Table 3) train end to end and the ensemble averages the fold models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from avs.testing.train_shards import CLASSES, CLIP_SETS, write_tiny_shards
+
+PLUGIN = str(Path(__file__).parent / "plugins" / "ema_task.py")
+TINY = {"backbone": "test_efficientnet", "random_init": True}  # timm's tiny test model, random weights
+
+# Per-epoch metrics of the trainer before the engine (commit 373d68d, with its data order seeded as the engine
+# seeds it: randomize_block_order(seed), local_shuffle_seed = shuffle_seed(seed, epoch, rank), preserve_order),
+# for the configs of `_family_config`; measured twice, identical both times. The engine must reproduce them.
+PINNED = {
+    "logmel": [
+        (3.126058499018351, 0.16666666666666666, 1.254264801097697e26, 0.5555555555555556),
+        (2.9245676729414196, 0.3888888888888889, 4703186716.444445, 0.3888888888888889),
+    ],
+    "frame": [
+        (1.8383027414480846, 0.3333333333333333, 1637.0237630208333, 0.5),
+        (1.282475487952904, 0.8333333333333334, 11044.667317708334, 0.3333333333333333),
+    ],
+    "clip": [
+        (0.46985961496829987, 0.5833333333333334, 0.6380010445912679, 1.0),
+        (0.007296307245269418, 1.0, 0.36603689193725586, 1.0),
+    ],
+}
+PINNED_BEST = {"logmel": 1, "frame": 1, "clip": 2}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    root = tmp_path_factory.mktemp("engine-shards")
+    return root, write_tiny_shards(root)
+
+
+def _family_config(family: str, root: Path, out: Path):
+    from avs.train.config import TrainConfig
+    from avs.train.optim import OptimizerConfig
+
+    common = {
+        "shards": str(root),
+        "out": str(out),
+        "classes": CLASSES,
+        "epochs": 2,
+        "shuffle_buffer_rows": 16,
+        "seed": 3,
+        "deterministic": True,
+        "optimizer": OptimizerConfig(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4),
+    }
+    per = {
+        "logmel": {"model": "timm-cnn", "features": ("logmel",), "model_params": TINY, "batch_size": 8},
+        "frame": {
+            "model": "timm-cnn",
+            "features": ("frames",),
+            "model_params": TINY,
+            "batch_size": 4,
+            "task_params": {"image_size": (32, 32), "augment": False},
+        },
+        "clip": {"model": "clip-late-fusion", "features": tuple(CLIP_SETS), "batch_size": 4},
+    }
+    return TrainConfig(**common, **per[family])
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("family", ["logmel", "frame", "clip"])
+def test_paper000_on_the_engine_keeps_the_pinned_metrics(ray_local, shards, tmp_path, family):
+    from avs.train.job import run_train
+
+    root, _ = shards
+    summary = run_train(_family_config(family, root, tmp_path / family))
+    got = [(h["train_loss"], h["train_accuracy"], h["val_log_loss"], h["val_accuracy"]) for h in summary["history"]]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(PINNED[family]), rtol=1e-6)
+    assert summary["best_epoch"] == PINNED_BEST[family] and summary["task"] == "scene"
+    assert summary["input"] == family and summary["monitor"] == {"metric": "val_accuracy", "mode": "max"}
+
+
+def _ema_config(root: Path, out: Path, epochs: int = 3):
+    from avs.train.config import TrainConfig
+    from avs.train.optim import OptimizerConfig
+
+    return TrainConfig(
+        shards=str(root),
+        out=str(out),
+        task="test-ema",
+        plugins=(PLUGIN,),
+        task_params={"decay": 0.8},
+        features=("clip_a",),
+        classes=CLASSES,
+        epochs=epochs,
+        batch_size=4,
+        shuffle_buffer_rows=8,
+        seed=5,
+        deterministic=True,
+        optimizer=OptimizerConfig(name="adamw", lr=0.01, weight_decay=0.01),
+        max_failures=1,
+    )
+
+
+def _final_state(out: Path) -> dict:
+    import json
+
+    from avs.train.loop import STATE_FILE, TENSORS_FILE
+
+    folders = [p for p in (out / "ray").glob("checkpoint_*") if (p / STATE_FILE).exists()]
+    latest = max(folders, key=lambda p: json.loads((p / STATE_FILE).read_text())["epoch"])
+    return torch.load(latest / TENSORS_FILE, weights_only=True)
+
+
+@pytest.mark.ray
+def test_plugin_task_with_ema_teacher_resumes_bit_for_bit(ray_local, shards, tmp_path):
+    """The plugin path: a task the engine knows only by name (loaded from a .py file in every worker), with extra
+    state (its EMA teacher). A run that fails at the start of epoch 2 and resumes from the epoch-1 checkpoint ends
+    with exactly the student, teacher and optimizer state of an uninterrupted run."""
+    from avs.models import load_model
+    from avs.train.job import run_train
+
+    root, counts = shards
+    plain = run_train(_ema_config(root, tmp_path / "plain"))
+    flag = tmp_path / "failed.flag"
+    resumed = run_train(_ema_config(root, tmp_path / "resumed"), fail_once={"epoch": 2, "flag": str(flag)})
+    assert flag.exists() and resumed["starts"] == [1, 2] and plain["starts"] == [1]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert plain["task"] == "test-ema" and plain["monitor"]["metric"] == "val_teacher_accuracy"
+    assert plain["history"][-1]["val_samples"] == counts["frames"] // 2
+    a, b = _final_state(tmp_path / "plain"), _final_state(tmp_path / "resumed")
+    assert a["step"] == b["step"] > 0
+    for part in ("net", "aux"):
+        flat_a = a[part] if part == "net" else a[part]["teacher"]
+        flat_b = b[part] if part == "net" else b[part]["teacher"]
+        assert flat_a.keys() == flat_b.keys()
+        for key in flat_a:
+            assert torch.equal(flat_a[key], flat_b[key]), (part, key)
+    assert not all(torch.equal(a["net"][k], a["aux"]["teacher"][k]) for k in a["net"])  # teacher != student
+    for h_plain, h_res in zip(plain["history"], resumed["history"], strict=True):
+        assert h_plain["train_loss"] == h_res["train_loss"] and h_plain["val_accuracy"] == h_res["val_accuracy"]
+    # what the task exports (the teacher) is the best model
+    model, meta = load_model(tmp_path / "plain" / "best" / "model.safetensors")
+    assert meta["extra"]["task"]["name"] == "test-ema" and model.model_name == "clip-late-fusion"
+    best = plain["best_epoch"]
+    assert meta["extra"]["metrics"]["val_teacher_accuracy"] == plain["history"][best - 1]["val_teacher_accuracy"]
+
+
+@pytest.mark.ray
+def test_location_folds_train_and_the_ensemble_averages_fold_models(ray_local, shards, tmp_path):
+    """Paper 000 Table 3 (S03 / S04): five location-disjoint folds of the whole set; each fold model validates
+    on locations it never saw; `avs ensemble` with several inputs of a family averages them."""
+    from avs.cli import main as avs_main
+    from avs.train.job import fold_clips, run_train
+    from avs.train.predict import PredictConfig, run_predict
+
+    root, _ = shards
+    base = dataclasses.replace(
+        _family_config("clip", root, tmp_path / "f0"), folds=5, fold=0, train_split="all", epochs=1
+    )
+    table = pq.read_table(root / "clip_a", columns=["clip_id", "location"]).to_pylist()
+    where = {r["clip_id"]: r["location"] for r in table}
+    seen_val: set[str] = set()
+    for k in range(5):
+        train, val = fold_clips(dataclasses.replace(base, fold=k))
+        assert not {where[c] for c in train} & {where[c] for c in val}  # no location on both sides
+        assert not set(train) & set(val) and len(train) + len(val) == len(where)
+        seen_val |= set(val)
+    assert seen_val == set(where)  # every clip is a validation clip exactly once
+
+    preds = []
+    for k in (0, 1):
+        cfg = dataclasses.replace(base, out=str(tmp_path / f"f{k}"), fold=k)
+        summary = run_train(cfg)
+        _, val = fold_clips(cfg)
+        rows_per_clip = 2  # frames per clip
+        assert summary["history"][-1]["val_samples"] == rows_per_clip * len(val)
+        assert summary["fold"]["fold"] == k
+        run_predict(PredictConfig(out=str(tmp_path / f"p{k}"), model=cfg.out, split="evaluate"))
+        preds.append(pq.read_table(tmp_path / f"p{k}" / "predictions.parquet"))
+    out = tmp_path / "ens"
+    assert avs_main(["ensemble", "--clip", str(tmp_path / "p0"), str(tmp_path / "p1"), "--out", str(out)]) == 0
+    from avs.ensemble import Scores
+
+    mean = (Scores.from_arrow(preds[0]).probs + Scores.from_arrow(preds[1]).probs) / 2
+    seg = Scores.from_arrow(pq.read_table(out / "segments" / "C04.parquet"))
+    np.testing.assert_allclose(seg.probs, mean, atol=1e-9)
