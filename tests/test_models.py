@@ -316,18 +316,19 @@ def test_checkpoint_roundtrip(tmp_path, suffix):
 
 
 def test_checkpoint_with_optimizer_and_timm_model(tmp_path):
-    from avs.train.recipe import RecipeConfig, make_optimizer, make_scheduler
+    from avs.train.config import PAPER000_OPTIMIZER, PAPER000_SCHEDULE
+    from avs.train.optim import build_optimizer, build_scheduler
 
     model = create_model("timm-cnn", backbone=TINY, random_init=True, input_size=None)
-    opt = make_optimizer(model, RecipeConfig())
-    sched = make_scheduler(opt, RecipeConfig())
+    opt = build_optimizer(model.parameters(), PAPER000_OPTIMIZER)
+    sched = build_scheduler(opt, PAPER000_SCHEDULE)
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     opt.step()
     sched.step()
     path = save_checkpoint(tmp_path / "last.pt", model, {"epoch": 1}, optimizer=opt, scheduler=sched)
     model2 = create_model("timm-cnn", backbone=TINY, random_init=True, input_size=None)
-    opt2 = make_optimizer(model2, RecipeConfig())
-    sched2 = make_scheduler(opt2, RecipeConfig())
+    opt2 = build_optimizer(model2.parameters(), PAPER000_OPTIMIZER)
+    sched2 = build_scheduler(opt2, PAPER000_SCHEDULE)
     load_checkpoint(path, model2, optimizer=opt2, scheduler=sched2)
     assert sched2.last_epoch == 1 and opt2.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
     # an avs checkpoint given as `checkpoint=` restores the whole model (head included)

@@ -19,6 +19,7 @@ import torch
 
 from avs.classes import SCENE_CLASSES
 from avs.ensemble import EnsembleConfig, Scores, ensemble_paper000
+from avs.testing.train_shards import CLASSES, CLIP_SETS, LOGMEL_SHAPE, write_tiny_shards
 
 
 def _job(name: str):
@@ -31,94 +32,8 @@ def _job(name: str):
     return module
 
 
-CLASSES = ("bus", "park", "tram")
 TAU = SCENE_CLASSES
-LOGMEL_SHAPE = (3, 16, 20)
-CLIP_SETS = {"clip_a": 8, "clip_b": 6, "clip_c": 6}
 TINY = "test_efficientnet"  # timm's tiny test model
-
-
-# ------------------------------------------------------------------------------------------------ tiny shards
-
-
-def _clips(n_per_class_split: int = 2) -> list[tuple[str, str, str]]:
-    """(clip_id, label, split) rows: per class and split ``n`` clips."""
-    out = []
-    for split in ("train", "evaluate"):
-        for c in CLASSES:
-            for k in range(n_per_class_split):
-                out.append((f"{c}-{split}-{k}", c, split))
-    return out
-
-
-def _write(folder: Path, part: int, cols: dict, name: str, shape, extra_meta: dict | None = None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {b"avs.shape": json.dumps(list(shape)).encode(), **(extra_meta or {})}
-    pq.write_table(pa.table(cols).replace_schema_metadata(meta), folder / f"part-{part:05d}.parquet")
-
-
-def _vector(x: np.ndarray) -> pa.FixedSizeListArray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), int(np.prod(x.shape[1:])))
-
-
-def write_tiny_shards(root: Path, segments: int = 3, frames: int = 2, seed: int = 0) -> dict[str, int]:
-    """logmel (3 x 16 x 20, ``segments`` per clip), three CLIP-like sets and a zero-shot set (``frames`` per
-    clip), two parts each; features carry the class (a class-dependent offset) so a model can learn."""
-    rng = np.random.default_rng(seed)
-    clips = _clips()
-    parts = [clips[0::2], clips[1::2]]
-    counts = {"logmel": 0, "frames": 0}
-    zs_classes = list(reversed(CLASSES))  # stored in another order than CLASSES: predict must reorder
-    for p, rows in enumerate(parts):
-        # audio: one row per 1-s segment
-        keys = [(cid, s, lab, split) for cid, lab, split in rows for s in range(segments)]
-        counts["logmel"] += len(keys)
-        y = np.asarray([CLASSES.index(k[2]) for k in keys])
-        x = rng.normal(size=(len(keys), *LOGMEL_SHAPE)).astype(np.float32) * 3.0 - 40.0
-        x[:, 0, :, :] += (y[:, None, None] - 1) * 6.0  # class shows in the dB channel
-        base = {
-            "clip_id": pa.array([k[0] for k in keys], pa.string()),
-            "segment": pa.array([k[1] for k in keys], pa.int32()),
-            "start_s": pa.array([float(k[1]) for k in keys], pa.float64()),
-            "end_s": pa.array([float(k[1]) + 1.0 for k in keys], pa.float64()),
-            "labels": pa.array([[k[2]] for k in keys], pa.list_(pa.string())),
-            "split": pa.array([k[3] for k in keys], pa.string()),
-            "location": pa.array(["lyon-1"] * len(keys), pa.string()),
-        }
-        _write(root / "logmel", p, {**base, "logmel": _vector(x)}, "logmel", LOGMEL_SHAPE)
-        # video: one row per frame, frames at 2.5 s and 7.5 s
-        vkeys = [(cid, f, lab, split) for cid, lab, split in rows for f in range(frames)]
-        counts["frames"] += len(vkeys)
-        vy = np.asarray([CLASSES.index(k[2]) for k in vkeys])
-        t = [2.5 + 5.0 * k[1] for k in vkeys]
-        vbase = {
-            "clip_id": pa.array([k[0] for k in vkeys], pa.string()),
-            "segment": pa.array([k[1] for k in vkeys], pa.int32()),
-            "start_s": pa.array(t, pa.float64()),
-            "end_s": pa.array(t, pa.float64()),
-            "frame_index": pa.array([int(v * 10) for v in t], pa.int32()),
-            "timestamp_s": pa.array(t, pa.float64()),
-            "labels": pa.array([[k[2]] for k in vkeys], pa.list_(pa.string())),
-            "split": pa.array([k[3] for k in vkeys], pa.string()),
-            "location": pa.array(["lyon-1"] * len(vkeys), pa.string()),
-        }
-        for name, dims in CLIP_SETS.items():
-            e = rng.normal(size=(len(vkeys), dims)).astype(np.float32) * 0.3
-            e[np.arange(len(vkeys)), vy] += 1.5
-            order = rng.permutation(len(vkeys)) if name == "clip_b" else np.arange(len(vkeys))  # rows shuffled:
-            cols = {k: v.take(pa.array(order)) for k, v in vbase.items()}  # the join must match by key
-            _write(root / name, p, {**cols, name: _vector(e[order])}, name, (dims,))
-        zs = rng.dirichlet(np.ones(len(CLASSES)), size=len(vkeys))
-        _write(
-            root / "zeroshot_x",
-            p,
-            {**vbase, "zeroshot_x": _vector(zs)},
-            "zeroshot_x",
-            (len(CLASSES),),
-            {b"avs.extractor": json.dumps({"classes": zs_classes, "model": "RN101"}).encode()},
-        )
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -130,44 +45,57 @@ def shards(tmp_path_factory) -> tuple[Path, dict[str, int]]:
 # ------------------------------------------------------------------------------------------------ no Ray
 
 
-def test_train_config_recipe_defaults_and_cli_layering(tmp_path):
+def test_train_config_defaults_presets_and_cli_layering(tmp_path):
+    """Flags come from TrainConfig and the task configs; layers: preset < YAML < flags < --set."""
     from avs.cli import build_parser
     from avs.train.cli import train_config_from_args
     from avs.train.config import TrainConfig
 
     cfg = TrainConfig(shards="s", out="o", model="timm-cnn", features=("logmel",))
-    r = cfg.recipe("logmel")
-    assert (r.batch_size, r.epochs, r.lr_milestones, r.focal_gamma, r.momentum) == (24, 20, (5, 10, 15), 2.0, 0.9)
-    assert cfg.with_recipe("clip").batch_size == 48 and cfg.with_recipe("frame").batch_size == 20
+    assert (cfg.batch_size, cfg.epochs, cfg.schedule.milestones, cfg.optimizer.momentum) == (24, 20, (5, 10, 15), 0.9)
+    assert cfg.classes is None and cfg.task == "scene"  # classes: from the preset or the data, not a TAU default
     yaml_file = tmp_path / "t.yaml"
-    yaml_file.write_text("epochs: 7\nlr: 0.5\nmodel_params: {backbone: resnet10t}\n")
+    yaml_file.write_text("epochs: 7\noptimizer: {lr: 0.5}\nmodel_params: {backbone: resnet10t}\n")
     args = build_parser().parse_args(
         [
             "train",
             "S",
             "--out",
             "O",
+            "--preset",
+            "dcase2021-t1b-logmel",
             "--config",
             str(yaml_file),
             "--epochs",
             "3",
-            "--features",
-            "logmel",
             "--model",
             "timm-cnn",
             "--random-init",
+            "--focal-gamma",
+            "3",
+            "--no-augment",
             "--set",
             "model_params.drop_rate=0.1",
+            "--set",
+            "optimizer.nesterov=true",
             "--use-gpu",
             "false",
         ]
     )
     cfg = train_config_from_args(args)
-    assert cfg.epochs == 3 and cfg.lr == 0.5 and cfg.use_gpu is False and cfg.features == ("logmel",)
-    assert cfg.model_params == {"backbone": "resnet10t", "random_init": True, "drop_rate": 0.1}
-    assert cfg.recipe("logmel").lr == 0.5
+    assert cfg.epochs == 3 and cfg.optimizer.lr == 0.5 and cfg.use_gpu is False and cfg.features == ("logmel",)
+    assert cfg.optimizer.nesterov is True and cfg.batch_size == 24 and cfg.preset == "dcase2021-t1b-logmel"
+    assert cfg.model_params == {"backbone": "resnet10t", "drop_rate": 0.1} and cfg.random_init is True
+    assert cfg.task_params["focal_gamma"] == 3.0 and cfg.task_params["augment"] is False
+    assert cfg.task_params["loss"] == "focal"  # from the preset
+    assert cfg.classes == TAU  # the dcase2021-t1b presets name the TAU scenes
     with pytest.raises(ValueError):
         TrainConfig(shards="s", out="o", features=())
+    with pytest.raises(ValueError, match="folds and fold"):
+        TrainConfig(shards="s", out="o", folds=5)
+    bad = build_parser().parse_args(["train", "S", "--out", "O", "--set", "optimizer.gamma=0.5"])
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        train_config_from_args(bad)  # unknown keys stay refused
 
 
 def test_data_batches_join_decode_and_stats(shards, tmp_path):
@@ -405,6 +333,7 @@ def test_train_logmel_end_to_end_then_predict(ray_local, shards, tmp_path):
     from avs.models.checkpoint import read_checkpoint
     from avs.train.config import TrainConfig
     from avs.train.job import run_train
+    from avs.train.optim import OptimizerConfig
     from avs.train.predict import PredictConfig, run_predict
 
     root, counts = shards
@@ -414,15 +343,15 @@ def test_train_logmel_end_to_end_then_predict(ray_local, shards, tmp_path):
         model="timm-cnn",
         features=("logmel",),
         model_params={"backbone": TINY, "random_init": True},
-        classes=CLASSES,
         epochs=2,
         batch_size=8,
-        lr=0.05,
+        optimizer=OptimizerConfig(lr=0.05, momentum=0.9, weight_decay=1e-4),
         shuffle_buffer_rows=16,
-    )
+    )  # no classes: they come from the data (the sorted labels of the train split)
     summary = run_train(cfg)
     hist = summary["history"]
-    assert [h["epoch"] for h in hist] == [1, 2] and summary["family"] == "logmel"
+    assert [h["epoch"] for h in hist] == [1, 2] and summary["input"] == "logmel"
+    assert summary["classes"] == list(CLASSES)
     n = counts["logmel"] // 2
     assert all(h["val_samples"] == n for h in hist) and all(h["train_samples"] > 0 for h in hist)
     for key in ("train_loss", "val_loss", "val_log_loss", "val_accuracy", "samples_per_s", "lr"):
@@ -440,12 +369,14 @@ def test_train_logmel_end_to_end_then_predict(ray_local, shards, tmp_path):
     assert data["features"] == ["logmel"] and data["classes"] == list(CLASSES) and len(data["mean"]) == 3
     assert data["mean"][0] == pytest.approx(-40.0, abs=1.5)  # dB channel, class offsets average out
     assert meta["extra"]["epoch"] == summary["best_epoch"]
-    # Ray Train's checkpoints: model.pt with optimizer / scheduler state, torch.load(weights_only=True)
+    # Ray Train's checkpoints: model.pt (the exported model) and train_state.pt (all a resume needs), both
+    # torch.load(weights_only=True)
     ckpts = sorted((out / "ray").glob("checkpoint_*/model.pt"))
     assert ckpts
     torch.load(ckpts[-1], weights_only=True)
-    _, _, training = read_checkpoint(ckpts[-1])
-    assert {"optimizer", "scheduler"} <= set(training)
+    read_checkpoint(ckpts[-1])
+    state = torch.load(ckpts[-1].parent / "train_state.pt", weights_only=True)
+    assert {"net", "aux", "optimizer", "schedule", "scaler", "task", "rng", "step"} <= set(state)
     with torch.no_grad():
         assert model(torch.randn(2, *LOGMEL_SHAPE)).shape == (2, len(CLASSES))
 
@@ -471,6 +402,7 @@ def test_train_logmel_end_to_end_then_predict(ray_local, shards, tmp_path):
 def test_train_fails_once_resumes_from_checkpoint_then_resume_flag(ray_local, shards, tmp_path):
     from avs.train.config import TrainConfig
     from avs.train.job import run_train
+    from avs.train.optim import OptimizerConfig
     from avs.train.predict import PredictConfig, run_predict
 
     root, counts = shards
@@ -482,7 +414,7 @@ def test_train_fails_once_resumes_from_checkpoint_then_resume_flag(ray_local, sh
         classes=CLASSES,
         epochs=3,
         batch_size=4,
-        lr=0.05,
+        optimizer=OptimizerConfig(lr=0.05),
         max_failures=1,
     )
     summary = run_train(cfg, fail_once={"epoch": 2, "flag": str(flag)})
@@ -490,7 +422,7 @@ def test_train_fails_once_resumes_from_checkpoint_then_resume_flag(ray_local, sh
     assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]  # ... and training finished every epoch,
     assert summary["starts"] == [1, 2]  # restarting from the epoch-1 checkpoint (not from scratch)
     assert [h["resumed"] for h in summary["history"]] == [False, True, False]
-    assert summary["family"] == "clip" and summary["history"][-1]["val_samples"] == counts["frames"] // 2
+    assert summary["input"] == "clip" and summary["history"][-1]["val_samples"] == counts["frames"] // 2
     # model input dims were filled from the shards
     assert "input_dims:\n  - 8\n  - 6\n  - 6" in (tmp_path / "run" / "config.yaml").read_text()
 
