@@ -15,7 +15,7 @@
 # Demo settings, not the paper's (which needs ImageNet / CLIP weights and GPUs): random initial weights
 # (--random-init; no weights are downloaded), a small timm backbone (resnet10t) on a smaller input, 2-5
 # epochs, random CLIP weights and 2 frames per clip in the extraction. The paper's models are
-# `--model logmel-resnest50d`, `frame-hrnet-w18`, ... with 20 epochs (avs.train.recipe). The numbers show the
+# the presets' own models (`logmel-resnest50d`, `frame-hrnet-w18`, ...) with 20 epochs (avs.train.presets). The numbers show the
 # pipeline works, not the paper's accuracy: with models this briefly trained, most confidences lie in
 # (0.06, 0.20], which equation (1) maps to 0.06, so E02 can fall to a uniform guess.
 # Runtime on a 2-core CPU machine: about 1.5 min of extraction, then 4-5 min for the rest.
@@ -37,17 +37,17 @@ fi
 rm -rf "$RUNS" "$PREDS" "$DEMO/ensemble" "$DEMO/report"  # fresh runs (avs train refuses a used folder)
 
 step "train A01: log-mel CNN (timm resnet10t, random init, 128 x 48 input), 3 epochs"
-$AVS train "$FEATS" --model timm-cnn --features logmel --random-init \
+$AVS train "$FEATS" --preset dcase2021-t1b-logmel --model timm-cnn --random-init \
   --set model_params.backbone=resnet10t --set "model_params.input_size=[128,48]" \
   --epochs 3 --lr 0.01 --out "$RUNS/A01"
 
 step "train V01: frame CNN (timm resnet10t, random init, 112 x 112 frames), 3 epochs"
-$AVS train "$FEATS" --model timm-cnn --features frames --random-init \
+$AVS train "$FEATS" --preset dcase2021-t1b-frame --model timm-cnn --random-init \
   --set model_params.backbone=resnet10t --image-size 112,112 \
   --epochs 3 --lr 0.01 --out "$RUNS/V01"
 
 step "train C04: CLIP Late Fusion Network (paper 000 Table 1) on clip_rn50x4, clip_rn101, clip_vitb32, 5 epochs"
-$AVS train "$FEATS" --model clip-late-fusion --features clip_rn50x4,clip_rn101,clip_vitb32 \
+$AVS train "$FEATS" --preset dcase2021-t1b-clip \
   --epochs 5 --batch-size 8 --lr 0.01 --out "$RUNS/C04"
 
 for m in A01 V01 C04; do

@@ -39,6 +39,10 @@ from avs.eval.report import _write_csv, write_report
 from avs.flags import opt
 from avs.tables import markdown_table
 
+# prediction kinds (avs.predictions.KINDS) this job has metrics for: single-label classification (log-loss,
+# accuracy, confusion) of clip_probs; multi-label and SED metrics come with their tasks
+EVALUATED_KINDS = ("clip_probs",)
+
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
@@ -105,7 +109,7 @@ def _clip_truth(clip_ids: np.ndarray, row_ids: np.ndarray, labels: list[str]) ->
 
 
 def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...]]:
-    from avs.predictions import read_predictions
+    from avs.predictions import prediction_kind, read_predictions
     from avs.shards.storage import Storage
 
     systems: list[System] = []
@@ -129,6 +133,11 @@ def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...]]:
                 systems.append(System(label, f"{path}/{stage}.parquet", clips, segs, kind))
             continue
         table, table_classes = read_predictions(path)
+        kind = prediction_kind(table)
+        if kind not in EVALUATED_KINDS:
+            raise ValueError(
+                f"{path}: avs evaluate has no metrics for {kind!r} predictions yet (it evaluates {EVALUATED_KINDS})"
+            )
         classes = classes or tuple(table_classes)
         rows, labels = _from_table(table, classes, path)
         sys_name = name or Path(path.rstrip("/")).name.removesuffix(".parquet")
@@ -138,9 +147,10 @@ def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...]]:
             clips = _labelled(clip_scores, _clip_truth(clip_scores.clip_ids, rows.clip_ids, labels), classes)
             segs = _labelled(rows, labels, classes)
             info = json.loads((table.schema.metadata or {}).get(b"avs.predict", b"{}"))
-            if info.get("family") == "logmel":
+            source_input = info.get("input") or info.get("family")  # (family: files of avs < the engine)
+            if source_input == "logmel":
                 kind = "1-s segments"
-            elif info.get("family") in ("frame", "clip") or info.get("kind") == "zeroshot":
+            elif source_input in ("frame", "clip") or info.get("kind") == "zeroshot":
                 kind = "frames"
             else:
                 kind = "segments"

@@ -11,22 +11,6 @@ import json
 import sys
 from typing import Any
 
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _bool_or_auto(text: str) -> Any:
-    low = text.strip().lower()
-    if low == "auto":
-        return "auto"
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected auto, true or false, got {text!r}")
-
-
 # ------------------------------------------------------------------------------------------------ train
 
 
@@ -122,64 +106,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_predict_args(p: argparse.ArgumentParser) -> None:
+    """Flags generated from ``PredictConfig``; the model is also the optional positional argument."""
+    from avs.flags import add_config_flags, add_layering_flags
+    from avs.train.predict import PredictConfig
+
     p.add_argument(
-        "model",
+        "model_path",
         nargs="?",
         default=None,
-        help="trained model: a run folder of `avs train` (uses "
-        "best/model.safetensors) or a checkpoint file (.safetensors / .pt); omit with --zeroshot",
+        metavar="MODEL",
+        help="trained model: a run folder of `avs train` or a checkpoint file (same as --model); omit with --zeroshot",
     )
-    p.add_argument("--out", required=True, help="output folder: predictions.parquet, config.yaml, predict.json")
-    p.add_argument("--config", default=None, help="YAML file with predict settings (flags override it)")
-    p.add_argument(
-        "--zeroshot",
-        default=None,
-        metavar="FEATURE_SET",
-        help="instead of a model: write the stored "
-        "probabilities of a clip-zeroshot set (e.g. zeroshot_rn101; paper 000 C01-C03)",
-    )
-    p.add_argument(
-        "--shards",
-        default=None,
-        help="shard root (default: the one the model was trained on; required with --zeroshot)",
-    )
-    p.add_argument("--split", default=None, help="split to predict, or 'all' (default evaluate)")
-    p.add_argument(
-        "--classes",
-        type=_csv,
-        default=None,
-        help="--zeroshot: output class order, comma-separated (default: the extractor's classes)",
-    )
-    p.add_argument("--batch-size", type=int, default=None, help="rows per model call (default 128)")
-    p.add_argument(
-        "--device",
-        choices=["auto", "cpu", "cuda"],
-        default=None,
-        help="model device (default auto: CUDA when the Ray cluster has GPUs)",
-    )
-    p.add_argument("--concurrency", type=int, default=None, help="model actors (default 1)")
-    p.add_argument("--max-rows", type=int, default=None, help="smoke runs: first N rows only")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting; repeatable")
+    add_config_flags(p, PredictConfig)
+    add_layering_flags(p, "predict", cls=PredictConfig)
 
 
 def predict_config_from_args(args: argparse.Namespace) -> Any:
-    from avs.config import layered, load_yaml
+    from avs.flags import config_from_args
     from avs.train.predict import PredictConfig
 
-    tree: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    tree["out"] = args.out
-    flags = {
-        "model": args.model,
-        "zeroshot": args.zeroshot,
-        "shards": args.shards,
-        "split": args.split,
-        "classes": args.classes,
-        "batch_size": args.batch_size,
-        "device": args.device,
-        "concurrency": args.concurrency,
-        "max_rows": args.max_rows,
-    }
-    return layered(PredictConfig, tree, flags, args.set)
+    fixed = {"model": args.model_path} if args.model_path else None
+    return config_from_args(PredictConfig, args, fixed=fixed)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -1,16 +1,19 @@
-"""The training job (``avs train``): feature shards -> a trained model, with Ray Train's ``TorchTrainer``.
+"""The training job (``avs train``): feature shards -> a trained model, any registered task on one Ray Train loop.
 
-    summary = run_train(cfg)
+    summary = run_train(cfg)          # cfg: avs.train.config.TrainConfig (avs.train.config.train_config for presets)
+
+On the driver: the task is created from ``cfg.task`` / ``cfg.task_params`` (plugins imported), its
+``prepare()`` reads the shards once (named Ray datasets, model shape parameters, classes from the preset or the
+data), folds are cut when asked (``fold_clips``), then ``TorchTrainer`` runs ``avs.train.loop.train_loop_per_worker``.
 
 Writes into ``cfg.out``:
-  - ``<name>/`` (default ``ray/``): Ray Train's run folder: ``checkpoint_*/model.pt`` (+ ``train_state.json``),
-    kept by ``CheckpointConfig(num_to_keep, checkpoint_score_attribute="val_accuracy", "max")``; Ray keeps
-    the latest checkpoint too, which a worker-group restart (``FailureConfig(max_failures)``) or ``resume``
-    continues from.
-  - ``best/model.safetensors``: the weights of the epoch with the best validation accuracy (paper 000 sec. 3:
-    "we used best epoch models in the validation accuracy"; ties: lower val log-loss), with the model's
-    registry name and config, the input spec (feature sets, classes, log-mel standardisation statistics)
-    and that epoch's metrics in the metadata: ``avs predict`` needs nothing else.
+  - ``<name>/`` (default ``ray/``): Ray Train's run folder: ``checkpoint_*/`` with ``model.pt`` (the task's
+    exported module), ``train_state.pt`` (everything a resume needs) and ``train_state.json`` (history), kept by
+    ``CheckpointConfig(num_to_keep, checkpoint_score_attribute=<the task's monitor>)``; Ray keeps the latest
+    checkpoint too, which a worker-group restart (``FailureConfig(max_failures)``) or ``resume`` continues from.
+  - ``best/model.safetensors``: the exported module of the best epoch by the task's ``best_key`` (paper 000:
+    validation accuracy, ties: lower log-loss), with the model's registry name and config, the task, the run's
+    inputs and that epoch's metrics in the metadata: ``avs predict`` needs nothing else.
   - ``metrics.json``: per-epoch history, best epoch, row counts, seconds (written last).
   - ``config.yaml``: the final (resolved) config.
 """

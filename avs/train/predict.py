@@ -37,6 +37,7 @@ import yaml
 
 import avs
 from avs.config import from_dict, to_dict
+from avs.flags import opt
 from avs.predictions import PREDICTIONS_FILE
 from avs.shards.storage import Storage
 from avs.train.data import DataSpec, feature_info, split_dataset
@@ -46,16 +47,18 @@ OUT_KEYS = ("clip_id", "segment", "split", "label", "start_s", "end_s")
 
 @dataclasses.dataclass(frozen=True)
 class PredictConfig:
-    out: str  # output folder: predictions.parquet, config.yaml, predict.json
-    model: str | None = None  # a trained model: run folder of `avs train` (-> best/model.safetensors) or a file
-    zeroshot: str | None = None  # instead of a model: a clip-zeroshot feature set name (e.g. zeroshot_rn101)
-    shards: str | None = None  # shard root; default: the one the model was trained on (required for zeroshot)
-    split: str | None = "evaluate"  # rows of this split; None (or "all" on the command line) = every row
-    classes: tuple[str, ...] | None = None  # zeroshot: output class order (default: the extractor's classes)
-    batch_size: int = 128
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when the Ray cluster has GPUs
-    concurrency: int = 1  # model actors
-    max_rows: int | None = None  # smoke runs: the first N rows only
+    out: str = opt(help="output folder: predictions.parquet, config.yaml, predict.json")
+    model: str | None = opt(None, help="a trained model: run folder of `avs train` (best/model.safetensors) or a file")
+    zeroshot: str | None = opt(
+        None, help="instead of a model: the stored probabilities of a clip-zeroshot set (paper 000 C01-C03)"
+    )
+    shards: str | None = opt(None, help="shard root (default: the one the model was trained on; needed for zeroshot)")
+    split: str | None = opt("evaluate", help="rows of this split, or 'all' / none for every row")
+    classes: tuple[str, ...] | None = opt(None, help="zeroshot: output class order (default: the extractor's)")
+    batch_size: int = opt(128, help="rows per model call")
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", help="model device; auto: CUDA when the Ray cluster has GPUs")
+    concurrency: int = opt(1, help="model actors")
+    max_rows: int | None = opt(None, help="smoke runs: the first N rows only")
 
     def __post_init__(self) -> None:
         if (self.model is None) == (self.zeroshot is None):
@@ -232,6 +235,7 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
             "model": path,
             "model_name": meta.get("model_name"),
             "task": extra["task"]["name"],
+            "input": (extra.get("data") or {}).get("family"),
             "features": list(extra["run"]["features"]),
             "epoch": extra.get("epoch"),
             "shards": extra["run"]["shards"],
