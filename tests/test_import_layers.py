@@ -19,6 +19,7 @@ LAYERS = {
     "classes": 0,
     "tables": 0,
     "presets": 0,
+    "ray_start": 0,
     "decode": 2,
     "features": 2,
     "testing": 3,  # generated media and faulty decoders for tests and the demo data

@@ -194,3 +194,84 @@ def test_location_folds_train_and_the_ensemble_averages_fold_models(ray_local, s
     mean = (Scores.from_arrow(preds[0]).probs + Scores.from_arrow(preds[1]).probs) / 2
     seg = Scores.from_arrow(pq.read_table(out / "segments" / "C04.parquet"))
     np.testing.assert_allclose(seg.probs, mean, atol=1e-9)
+
+
+def test_scene_task_steps_without_ray():
+    """A task's hooks are plain methods: training_step / validation_step on a hand-made batch, no Ray."""
+    from avs.config import to_dict
+    from avs.train.data import DataSpec
+    from avs.train.task import RunInfo, StepInfo, create_task
+
+    spec = DataSpec("s", "clip", ("clip_a",), ("clip_a",), ((8,),), CLASSES)
+    run = RunInfo(
+        shards="s",
+        model="clip-late-fusion",
+        model_params={"input_dims": [8], "branch_names": ["clip_a"], "num_classes": 3},
+        features=("clip_a",),
+        classes=CLASSES,
+        label_column="labels",
+        label_table=None,
+        train_split="train",
+        val_split="evaluate",
+        train_clips=None,
+        val_clips=None,
+        batch_size=4,
+        max_train_rows=None,
+        max_val_rows=None,
+        seed=0,
+        spec={"data": to_dict(spec)},
+    )
+    task = create_task("scene", {"focal_gamma": 0.0}, run)  # gamma 0: focal loss = cross-entropy
+    torch.manual_seed(0)
+    mods = task.build()
+    mods.net.eval()  # (no dropout: the loss is compared with a second forward)
+    x, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 1])
+    out = task.training_step(mods, {"train": {"x": x, "y": y}}, StepInfo(epoch=1, step=0, epochs=1, steps_per_epoch=1))
+    want = torch.nn.functional.cross_entropy(mods.net(x), y)
+    assert out.rows == 4 and torch.allclose(out.loss, want)
+    assert out.sums["loss"] == pytest.approx(float(want.detach()) * 4)
+    out.loss.backward()  # a real graph
+    assert any(p.grad is not None for p in mods.net.parameters())
+    sums = task.validation_step(mods, {"x": x, "y": y})
+    metrics = task.validation_metrics(sums)
+    assert metrics["val_samples"] == 4 and metrics["val_log_loss"] == pytest.approx(sums["log_loss"] / 4)
+    assert task.classes() == CLASSES and task.prediction == "clip_probs"
+    probs = task.predict_scores(mods.net, x)
+    assert torch.allclose(probs.sum(1), torch.ones(4))
+    assert task.best_key({"val_accuracy": 0.5, "val_log_loss": 1.0, "epoch": 2}) > task.best_key(
+        {"val_accuracy": 0.5, "val_log_loss": 2.0, "epoch": 1}
+    )  # ties on accuracy: the lower log-loss wins
+
+
+@pytest.mark.ray
+def test_labels_from_a_joined_table(ray_local, shards, tmp_path):
+    """Labels from a table joined on clip_id + segment (such as `avs cluster`'s assignments.parquet) instead of
+    the shards' column; rows the table does not name have no label and are not trained on."""
+    import pyarrow as pa
+
+    from avs.train.data import DataSpec, distinct_labels, feature_info, label_counts, split_dataset
+
+    root, counts = shards
+    rows = pq.read_table(root / "clip_a", columns=["clip_id", "segment", "labels", "split"]).to_pylist()
+    named = [r for r in rows if r["segment"] == 0]  # label only the first frame of each clip
+    cluster = {c: 10 + i for i, c in enumerate(CLASSES)}  # class -> a cluster id
+    table = pa.table(
+        {
+            "clip_id": [r["clip_id"] for r in named],
+            "segment": pa.array([r["segment"] for r in named], pa.int32()),
+            "cluster": pa.array([cluster[r["labels"][0]] for r in named], pa.int32()),
+        }
+    )
+    path = tmp_path / "assignments.parquet"
+    pq.write_table(table, path)
+    info = feature_info(str(root), "clip_a")
+    assert distinct_labels(info, "cluster", "train", str(path)) == ["10", "11", "12"]  # numeric order
+    spec = DataSpec(str(root), "clip", ("clip_a",), ("clip_a",), ((8,),), ("10", "11", "12"), "cluster", None)
+    spec = dataclasses.replace(spec, label_table=str(path))
+    got = label_counts(spec, "train")
+    assert got["labelled"] == len([r for r in named if r["split"] == "train"]) and got["unknown"] == got["labelled"]
+    batch = split_dataset(spec, "train", keep_keys=True).take_all()
+    assert len(batch) == got["labelled"]
+    by_clip = {r["clip_id"]: r["labels"][0] for r in named}
+    for r in batch:
+        assert r["segment"] == 0 and ("10", "11", "12")[r["y"]] == str(cluster[by_clip[r["clip_id"]]])

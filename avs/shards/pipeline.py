@@ -39,20 +39,11 @@ BRANCHES = ("audio", "video")
 
 
 def init_ray(num_cpus: int | None = None) -> None:
-    """Connect to the cluster of ``ray job submit`` (RAY_ADDRESS) or start an embedded local Ray."""
-    import os
+    """Join the cluster of ``ray job submit`` (RAY_ADDRESS) or start an embedded local Ray whose workers' output
+    stays off the terminal (the driver prints the progress lines)."""
+    from avs.ray_start import init_ray as start
 
-    import ray
-
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-    else:
-        # Token authentication stays on for the embedded Ray (Ray's default for a new local cluster); only
-        # Ray's notice that it is on is kept off the user's terminal.
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start(num_cpus, log_to_driver=False)
 
 
 def versions() -> dict[str, str]:

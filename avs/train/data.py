@@ -118,6 +118,7 @@ class DataSpec:
     mean: tuple[float, ...] | None = None  # log-mel: per-channel mean of the training split
     std: tuple[float, ...] | None = None  # log-mel: per-channel standard deviation of the training split
     frame_augment: Any = None  # frames: avs.train.augment.FrameAugmentConfig (as a dict in JSON); None: defaults
+    label_table: str | None = None  # labels from this Parquet table (joined on clip_id [+ segment]), not the shards
 
     @property
     def kind(self) -> str:
@@ -182,7 +183,47 @@ def _key_columns(table: pa.Table, labels: list[str]) -> dict[str, Any]:
     return out
 
 
+_LABEL_TABLES: dict[tuple[str, str], tuple[tuple[str, ...], dict[tuple, Any]]] = {}  # per process
+
+
+def label_lookup(path: str, column: str) -> tuple[tuple[str, ...], dict[tuple, Any]]:
+    """A label table (a Parquet file or folder: ``clip_id`` [+ ``segment``] + ``column``, e.g. ``avs cluster``'s
+    assignments.parquet) -> (join keys, {key tuple: value}); read once per process."""
+    cached = _LABEL_TABLES.get((path, column))
+    if cached is not None:
+        return cached
+    storage = Storage(path)
+    table = pq.read_table(storage.root, filesystem=storage.fs)
+    if "clip_id" not in table.column_names or column not in table.column_names:
+        raise ValueError(f"label table {path} needs clip_id and {column!r} columns; it has {table.column_names}")
+    keys = ("clip_id", "segment") if "segment" in table.column_names else ("clip_id",)
+    rows = zip(*[table.column(k).to_pylist() for k in keys], strict=True)
+    lookup = dict(zip(rows, table.column(column).to_pylist(), strict=True))
+    if len(lookup) != table.num_rows:
+        raise ValueError(f"label table {path}: {table.num_rows - len(lookup)} duplicate {'/'.join(keys)} keys")
+    _LABEL_TABLES[(path, column)] = (keys, lookup)
+    return keys, lookup
+
+
+def attach_labels(table: pa.Table, label_table: str | None, label_column: str) -> pa.Table:
+    """``table`` with ``label_column`` (list<string>) taken from ``label_table`` by key; rows the table does not
+    name get no label (null). Without a label table, ``table`` as it is."""
+    if not label_table:
+        return table
+    keys, lookup = label_lookup(label_table, label_column)
+    missing = [k for k in keys if k not in table.column_names]
+    if missing:
+        raise ValueError(f"rows have no {missing} column(s) to join the label table {label_table} on")
+    values = [lookup.get(k) for k in zip(*[table.column(k).to_pylist() for k in keys], strict=True)]
+    labels = [None if v is None else [str(e) for e in v] if isinstance(v, list) else [str(v)] for v in values]
+    column = pa.array(labels, pa.list_(pa.string()))
+    if label_column in table.column_names:
+        return table.set_column(table.column_names.index(label_column), label_column, column)
+    return table.append_column(label_column, column)
+
+
 def _finish(table: pa.Table, x: np.ndarray, spec: DataSpec, keep_keys: bool, drop_unlabeled: bool) -> dict[str, Any]:
+    table = attach_labels(table, spec.label_table, spec.label_column)
     y, labels = label_indices(table, spec.label_column, spec.classes)
     out: dict[str, Any] = {"x": x, "y": y}
     if keep_keys:
@@ -315,9 +356,24 @@ def _read(spec: DataSpec, split: str | None, columns: list[str], clips: Sequence
     return ds
 
 
-def distinct_labels(info: FeatureInfo, label_column: str, split: str | None) -> list[str]:
-    """Sorted first labels found in a split of a feature set (classes "from the data"); reads two columns."""
+def distinct_labels(
+    info: FeatureInfo, label_column: str, split: str | None, label_table: str | None = None
+) -> list[str]:
+    """Sorted first labels found in a split of a feature set (classes "from the data"); reads two columns (or
+    the label table's column, for the split's rows)."""
     storage = Storage(info.folder)
+    if label_table:
+        cols = [c for c in (*JOIN_KEYS, "split") if c in info.columns]
+        filters = [("split", "=", split)] if split is not None and "split" in info.columns else None
+        rows = attach_labels(
+            pq.read_table(storage.path(""), filesystem=storage.fs, columns=cols, filters=filters),
+            label_table,
+            label_column,
+        )
+        _, labels = label_indices(rows, label_column, ())
+        found = {v for v in labels if v}
+        numeric = all(v.lstrip("-").isdigit() for v in found)
+        return sorted(found, key=int) if numeric and found else sorted(found)
     if label_column not in info.columns:
         raise ValueError(f"{info.folder} has no label column {label_column!r}; columns: {list(info.columns)}")
     cols = [label_column] + (["split"] if "split" in info.columns else [])
@@ -384,7 +440,10 @@ def split_dataset(
     return ds.map_batches(vector_batch, batch_size=batch_rows, batch_format="pyarrow", fn_kwargs=kwargs)
 
 
-def _count_batch(table: pa.Table, label_column: str, classes: Sequence[str]) -> dict[str, np.ndarray]:
+def _count_batch(
+    table: pa.Table, label_column: str, classes: Sequence[str], label_table: str | None = None
+) -> dict[str, np.ndarray]:
+    table = attach_labels(table, label_table, label_column)
     y, _ = label_indices(table, label_column, classes)
     counts = np.bincount(y[y >= 0], minlength=len(classes)).astype(np.int64)
     return {"counts": counts[None, :], "unknown": np.asarray([int((y < 0).sum())], np.int64)}
@@ -404,7 +463,8 @@ def label_counts(
         counts = np.bincount(y[y >= 0], minlength=len(spec.classes))
         unknown = int((y < 0).sum())
     else:
-        columns = [c for c in ("split", spec.label_column) if c in first.columns] or ["clip_id"]
+        wanted = ("split", spec.label_column) if not spec.label_table else ("split", *JOIN_KEYS)
+        columns = [c for c in wanted if c in first.columns] or ["clip_id"]
         ds = _read(spec, split, columns, clips)
         if limit:
             ds = ds.limit(limit)
@@ -412,7 +472,7 @@ def label_counts(
             _count_batch,
             batch_format="pyarrow",
             batch_size=4096,
-            fn_kwargs={"label_column": spec.label_column, "classes": spec.classes},
+            fn_kwargs={"label_column": spec.label_column, "classes": spec.classes, "label_table": spec.label_table},
         ).take_all()
         counts = np.sum([r["counts"] for r in rows], axis=0) if rows else np.zeros(len(spec.classes), np.int64)
         unknown = int(sum(int(r["unknown"]) for r in rows))

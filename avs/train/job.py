@@ -32,37 +32,11 @@ import yaml
 
 import avs
 from avs.config import to_dict
+from avs.ray_start import init_ray
 from avs.shards.storage import Storage
 from avs.train.config import TrainConfig
 
 SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"  # Ray Train V2's run state in <out>/<name>/
-
-
-# Set for the embedded local Ray that ``init_ray`` starts, before it starts (its processes inherit them), unless
-# the user set them: one machine is never drained by an autoscaler, so Ray Train's PreemptionWatcher actor (one
-# more process per run, and a core_worker error line about its restartable constructor arguments) has nothing to
-# watch; Ray Data's INFO lines in its actors ("Dataset train_... execution finished in 7.60 seconds" per epoch
-# and split) are left out of the terminal like the driver's (``avs.train.loop.quiet_ray_logs``).
-EMBEDDED_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_DATA_LOG_LEVEL": "WARNING"}
-
-
-def init_ray(num_cpus: int | None = None) -> None:
-    """Connect to the cluster of ``ray job submit`` (RAY_ADDRESS) or start an embedded local Ray that shows
-    the workers' progress lines.
-
-    The embedded Ray has no dashboard (``include_dashboard=False``; avs does not install ``ray[default]``), so
-    Ray's State API, which the dashboard serves, is not there: ``run_train`` leaves out the one Ray Train part
-    that needs it (see ``state_api_available``)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=True)
-    else:
-        for key, value in EMBEDDED_RAY_ENV.items():
-            os.environ.setdefault(key, value)
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)
 
 
 def state_api_available(timeout_s: float = 5.0) -> bool:

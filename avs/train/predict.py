@@ -169,7 +169,7 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
     import ray
 
     from avs.models.files import model_file
-    from avs.train.job import init_ray
+    from avs.ray_start import init_ray
     from avs.train.loop import quiet_ray_logs
 
     log = stream or sys.stderr

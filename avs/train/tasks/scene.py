@@ -123,7 +123,7 @@ class SceneTask(Task):
     def _classes(self, first) -> tuple[str, ...]:
         if self.run.classes:
             return tuple(self.run.classes)
-        found = distinct_labels(first, self.run.label_column, self.run.train_split)
+        found = distinct_labels(first, self.run.label_column, self.run.train_split, self.run.label_table)
         if len(found) < 2:
             raise ValueError(
                 f"found {len(found)} class(es) in split {self.run.train_split!r} of {first.folder}: name the "
@@ -154,6 +154,7 @@ class SceneTask(Task):
             shapes=tuple(tuple(i.shape) for i in infos),
             classes=classes,
             label_column=run.label_column,
+            label_table=run.label_table,
             image_size=image_size,
             frame_augment=dataclasses.replace(cfg.frame_augment, size=image_size) if image_size else None,
         )

@@ -1,0 +1,37 @@
+"""Starting Ray, one way for every stage: join the cluster of ``ray job submit`` or start an embedded local Ray.
+
+init_ray()                                  # training / prediction: workers' progress lines shown
+init_ray(num_cpus, log_to_driver=False)     # extraction: the driver prints the progress itself
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+# Set for the embedded local Ray before it starts (its processes inherit them), unless the user set them: one
+# machine is never drained by an autoscaler, so Ray Train's PreemptionWatcher actor (one more process per run,
+# and a core_worker error line about its restartable constructor arguments) has nothing to watch; Ray Data's
+# INFO lines in its actors ("Dataset train_... execution finished in 7.60 seconds" per epoch and split) are left
+# out of the terminal like the driver's.
+EMBEDDED_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_DATA_LOG_LEVEL": "WARNING"}
+
+
+def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None:
+    """Connect to the cluster of ``ray job submit`` (RAY_ADDRESS), or start an embedded local Ray.
+
+    The embedded Ray has no dashboard (``include_dashboard=False``; avs does not install ``ray[default]``), so
+    Ray's State API, which the dashboard serves, is not there (``avs.train.job.state_api_available``). Token
+    authentication stays on (Ray's default for a new local cluster); only Ray's notice that it is on is kept off
+    the user's terminal."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+        return
+    for key, value in EMBEDDED_RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
