@@ -6,15 +6,39 @@ init_ray(num_cpus, log_to_driver=False)     # extraction: the driver prints the 
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
+import tempfile
 
 # Set for the embedded local Ray before it starts (its processes inherit them), unless the user set them: one
 # machine is never drained by an autoscaler, so Ray Train's PreemptionWatcher actor (one more process per run,
-# and a core_worker error line about its restartable constructor arguments) has nothing to watch; Ray Data's
-# INFO lines in its actors ("Dataset train_... execution finished in 7.60 seconds" per epoch and split) are left
-# out of the terminal like the driver's.
-EMBEDDED_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_DATA_LOG_LEVEL": "WARNING"}
+# and a core_worker error line about its restartable constructor arguments) has nothing to watch.
+EMBEDDED_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+def ray_data_logging_config() -> str:
+    """A Ray Data logging config (``RAY_DATA_LOGGING_CONFIG``) for the embedded Ray's processes: Ray's default
+    (everything in the session's ray-data.log) with warnings only on the terminal, where Ray Data's actors would
+    print INFO lines ("Dataset train_... execution finished in 7.60 seconds", per epoch and split), and without
+    the notice that progress bars are off (each SplitCoordinator actor prints it once; avs turns them off and
+    prints its own progress lines). Returns the file's path."""
+    from ray.data._internal.logging import DEFAULT_CONFIG
+
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config["handlers"]["console"]["level"] = "WARNING"
+    config["loggers"]["ray.data._internal.progress"] = {
+        "level": "ERROR",
+        "handlers": ["file", "console"],
+        "propagate": False,
+    }
+    path = os.path.join(tempfile.gettempdir(), f"avs-ray-data-logging-{os.getuid()}.json")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(config, fh)
+    os.replace(tmp, path)
+    return path
 
 
 def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None:
@@ -33,5 +57,7 @@ def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None
         return
     for key, value in EMBEDDED_RAY_ENV.items():
         os.environ.setdefault(key, value)
+    if "RAY_DATA_LOGGING_CONFIG" not in os.environ and "RAY_DATA_LOG_LEVEL" not in os.environ:
+        os.environ["RAY_DATA_LOGGING_CONFIG"] = ray_data_logging_config()
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
