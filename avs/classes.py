@@ -15,3 +15,18 @@ SCENE_CLASSES = (
     "street_traffic",
     "tram",
 )
+
+# DESED (DCASE 2020 Task 4, paper 003 §3.1): the ten domestic sound event classes, sorted as the reference
+# code reads them (baseline/config.py: the validation tsv's event_label values, sorted and unique).
+DESED_CLASSES = (
+    "Alarm_bell_ringing",
+    "Blender",
+    "Cat",
+    "Dishes",
+    "Dog",
+    "Electric_shaver_toothbrush",
+    "Frying",
+    "Running_water",
+    "Speech",
+    "Vacuum_cleaner",
+)

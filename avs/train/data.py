@@ -54,6 +54,8 @@ class FeatureInfo:
     columns: tuple[str, ...]  # every column of the shards
     extractor: dict[str, Any]  # avs.extractor metadata (e.g. "classes" of zero-shot sets)
     parts: tuple[str, ...]  # part-NNNNN.parquet names
+    identity: dict[str, Any] = dataclasses.field(default_factory=dict)  # avs.feature_set: extractor params,
+    # the audio / video settings (sample rate, ...) the set was computed with
 
     @property
     def dims(self) -> int:
@@ -74,6 +76,7 @@ def feature_info(shards: str, name: str) -> FeatureInfo:
     meta = schema.metadata or {}
     shape = tuple(json.loads(meta[b"avs.shape"])) if b"avs.shape" in meta else None
     extractor = json.loads(meta[b"avs.extractor"]) if b"avs.extractor" in meta else {}
+    identity = json.loads(meta[b"avs.feature_set"]) if b"avs.feature_set" in meta else {}
     if name in schema.names and pa.types.is_fixed_size_list(schema.field(name).type):
         column, kind = name, "vector"
         if shape is None:
@@ -100,6 +103,7 @@ def feature_info(shards: str, name: str) -> FeatureInfo:
         columns=tuple(schema.names),
         extractor=extractor,
         parts=parts,
+        identity=identity,
     )
 
 

@@ -117,6 +117,19 @@ def shuffle_seed(seed: int, epoch: int, rank: int, stream: int = 0) -> int:
     return (seed * 10007 + epoch * 101 + rank + stream * 7919) % (2**31)
 
 
+def drops_last(rows: int, batch_size: int, world: int) -> bool:
+    """Every worker takes the same number of steps (DDP): drop the last partial batch with several workers; with
+    one, only when it would be a single row (BatchNorm cannot train on one row)."""
+    return world > 1 or (rows % batch_size == 1 and rows > 1)
+
+
+def steps_in_epoch(rows: int, batch_size: int, world: int) -> int:
+    """Optimizer steps of one epoch on one worker holding ``rows`` rows of the lead stream."""
+    if drops_last(rows, batch_size, world):
+        return max(1, rows // batch_size)
+    return max(1, math.ceil(rows / batch_size))
+
+
 def _rng_state(device: torch.device) -> dict[str, Any]:
     state = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
@@ -230,12 +243,18 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
 
+    specs = task.train_streams()
+    rows = config.get("rows", {})
+    lead = next((s for s in specs if s.lead), specs[0])
+    lead_rows = max(1, int(rows.get(lead.name, 0)) // world)
+    steps_per_epoch = steps_in_epoch(lead_rows, lead.batch_size, world)
+
     mods = task.build()
     if cfg.init_from:
         _init_from(mods.net, cfg, rank)
     mods.net = mods.net.to(device)
     optimizer = build_optimizer([p for p in mods.net.parameters() if p.requires_grad], cfg.optimizer)
-    schedule = Schedule(optimizer, cfg.schedule)
+    schedule = Schedule(optimizer, cfg.schedule.with_steps_per_epoch(steps_per_epoch))
     restored = _restore(mods, optimizer, schedule, scaler, task, device)
     start_epoch = int(restored["epoch"]) + 1 if restored else 1
     history = list(restored["history"]) if restored else []
@@ -252,13 +271,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             m.load_state_dict(tensors["aux"][name])
         _set_rng_state(tensors["rng"], device)
 
-    specs = task.train_streams()
     shards = {s.name: ray.train.get_dataset_shard(s.name) for s in specs}
     val_shard = ray.train.get_dataset_shard("val")
-    rows = config.get("rows", {})
-    lead = next((s for s in specs if s.lead), specs[0])
-    lead_rows = max(1, int(rows.get(lead.name, 0)) // world)
-    steps_per_epoch = max(1, lead_rows // lead.batch_size) if world > 1 else None
     params = [p for p in mods.net.parameters() if p.requires_grad]
     log = _Lines(sys.stdout)
     if rank == 0 and start_epoch > 1:
@@ -266,14 +280,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     epoch_seconds: list[float] = []
 
     def source(index: int, name: str, epoch: int, n_rows: int):
-        # every worker takes the same number of steps (DDP): drop the last partial batch with several workers;
-        # with one, only when it would be a single row (BatchNorm cannot train on one row)
         def batches(batch_size: int):
-            drop_last = world > 1 or (n_rows % batch_size == 1 and n_rows > 1)
             return shards[name].iter_torch_batches(
                 batch_size=batch_size,
                 device=device,
-                drop_last=drop_last,
+                drop_last=drops_last(n_rows, batch_size, world),
                 local_shuffle_buffer_size=cfg.shuffle_buffer_rows or None,
                 local_shuffle_seed=shuffle_seed(cfg.seed, epoch, rank, index),
                 prefetch_batches=2,
@@ -295,7 +306,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         sources = {
             s.name: source(i, s.name, epoch, max(1, int(rows.get(s.name, 0)) // world)) for i, s in enumerate(specs)
         }
-        for batch in mixed_batches(sources, specs, steps=steps_per_epoch):
+        for batch in mixed_batches(sources, specs, steps=steps_per_epoch if world > 1 else None):
             info = StepInfo(epoch=epoch, step=step, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):

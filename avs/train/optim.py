@@ -44,6 +44,8 @@ class ScheduleConfig:
     milestones: tuple[int, ...] = ()  # multistep: where the rate is multiplied by gamma
     gamma: float = 0.1  # multistep
     total: int = 0  # onecycle / cosine: length; exp_rampup: the ramp's length T (in `interval` units)
+    total_epochs: float | None = None  # instead of total, for per-step schedules: a length in epochs (the loop
+    # turns it into steps once it knows the steps per epoch, ``with_steps_per_epoch``)
     pct_start: float = 0.3  # onecycle: fraction of `total` spent rising
     min_lr: float = 0.0  # cosine: the rate at the end
 
@@ -52,8 +54,17 @@ class ScheduleConfig:
             raise ValueError(f"schedule {self.name!r} is not one of {SCHEDULES}")
         if self.interval not in ("step", "epoch"):
             raise ValueError(f"schedule interval must be 'step' or 'epoch', got {self.interval!r}")
-        if self.name in ("onecycle", "cosine", "exp_rampup") and self.total <= 0:
-            raise ValueError(f"schedule {self.name!r} needs total > 0 ({self.interval}s)")
+        if self.name in ("onecycle", "cosine", "exp_rampup") and self.total <= 0 and not self.total_epochs:
+            raise ValueError(f"schedule {self.name!r} needs total > 0 ({self.interval}s) or total_epochs")
+        if self.total_epochs is not None and self.total_epochs <= 0:
+            raise ValueError(f"schedule total_epochs must be > 0, got {self.total_epochs}")
+
+    def with_steps_per_epoch(self, steps_per_epoch: int) -> ScheduleConfig:
+        """``total_epochs`` as ``total`` in this schedule's units (steps or epochs)."""
+        if self.total_epochs is None:
+            return self
+        per = steps_per_epoch if self.interval == "step" else 1
+        return dataclasses.replace(self, total=max(1, round(self.total_epochs * per)), total_epochs=None)
 
 
 def build_optimizer(params: Iterable[Any], cfg: OptimizerConfig) -> torch.optim.Optimizer:

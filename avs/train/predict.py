@@ -120,7 +120,29 @@ class Predictor:
         amp = self.device.type == "cuda"
         with torch.inference_mode(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=amp):
             scores = self.task.predict_scores(self.model, x).float().cpu().numpy().astype(np.float64)
+        if self.task.prediction == "frame_scores":  # (rows, frames, classes): one output row per frame
+            return _frame_output(batch, scores, self.classes, float(self.task.info["hop_s"]))
         return _output(batch, scores, self.classes)
+
+
+def _frame_output(batch: dict[str, np.ndarray], scores: np.ndarray, classes, hop_s: float) -> dict[str, np.ndarray]:
+    """Frame scores ``(rows, frames, classes)`` -> one row per (clip, frame): segment = frame index, start_s /
+    end_s = the frame's span in seconds from the row's start (frame t covers [t hop, (t + 1) hop))."""
+    rows, frames, _ = scores.shape
+    t = np.tile(np.arange(frames), rows)
+    start = np.repeat(np.asarray(batch.get("start_s", np.zeros(rows)), np.float64), frames) + t * hop_s
+    out: dict[str, np.ndarray] = {
+        "clip_id": np.repeat(np.asarray(batch["clip_id"]), frames),
+        "segment": t.astype(np.int32),
+        "split": np.repeat(np.asarray(batch.get("split", np.asarray([""] * rows, dtype=object))), frames),
+        "label": np.asarray([""] * (rows * frames), dtype=object),
+        "start_s": start,
+        "end_s": start + hop_s,
+    }
+    flat = scores.reshape(rows * frames, len(classes))
+    for j, name in enumerate(classes):
+        out[name] = flat[:, j]
+    return out
 
 
 def _output(batch: dict[str, np.ndarray], probs: np.ndarray, classes) -> dict[str, np.ndarray]:
@@ -138,6 +160,36 @@ def _output(batch: dict[str, np.ndarray], probs: np.ndarray, classes) -> dict[st
     for j, name in enumerate(classes):
         out[name] = probs[:, j]
     return out
+
+
+DETECTIONS_FILE = "detections.tsv"  # DCASE format: filename onset offset event_label
+
+
+def frame_scores_by_clip(table: pa.Table, classes) -> dict[str, np.ndarray]:
+    """A frame_scores predictions table -> {clip_id: (frames, classes) scores in frame order}."""
+    table = table.sort_by([("clip_id", "ascending"), ("segment", "ascending")])
+    ids = table.column("clip_id").to_pylist()
+    scores = np.stack([table.column(c).to_numpy() for c in classes], axis=1)
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or ids[i] != ids[start]:
+            out[ids[start]] = scores[start:i]
+            start = i
+    return out
+
+
+def write_detections(out: Storage, table: pa.Table, classes, task) -> int:
+    """Decode frame scores into events with the task's post-processing; writes ``detections.tsv``; -> events."""
+    events = task.decode(frame_scores_by_clip(table, classes))
+    lines = ["filename\tonset\toffset\tevent_label"]
+    for cid in sorted(events):
+        name = str(cid).rsplit("/", 1)[-1]
+        name = name if name.endswith(".wav") else f"{name}.wav"
+        for onset, offset, label in events[cid]:
+            lines.append(f"{name}\t{onset:.3f}\t{offset:.3f}\t{label}")
+    out.write_bytes(DETECTIONS_FILE, ("\n".join(lines) + "\n").encode())
+    return len(lines) - 1
 
 
 def _zeroshot_batch(batch: dict[str, np.ndarray], order: list[int], classes: list[str]) -> dict[str, np.ndarray]:
@@ -257,15 +309,24 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
         b"avs.predict": json.dumps({**source, "split": split}, default=str).encode(),
         b"avs.version": avs.__version__.encode(),
     }
+    outputs = {"predictions": out.path(PREDICTIONS_FILE)}
+    if kind == "frame_scores":
+        meta_bytes[b"avs.hop_s"] = repr(float(task.info["hop_s"])).encode()
     table = table.replace_schema_metadata(meta_bytes)
     out.makedirs()
     out.write_table(PREDICTIONS_FILE, table)
     out.write_bytes("config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
-    probs = np.stack([table.column(c).to_numpy() for c in classes], axis=1)
-    labels = table.column("label").to_pylist()
-    index = {c: i for i, c in enumerate(classes)}
-    y = np.asarray([index.get(v, -1) for v in labels])
-    known = y >= 0
+    row_accuracy = None
+    if kind == "clip_probs":
+        probs = np.stack([table.column(c).to_numpy() for c in classes], axis=1)
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.asarray([index.get(v, -1) for v in table.column("label").to_pylist()])
+        known = y >= 0
+        row_accuracy = float((probs[known].argmax(1) == y[known]).mean()) if known.any() else None
+    detections = None
+    if kind == "frame_scores":  # post-processed events (threshold, median filter) as a DCASE detections TSV
+        detections = write_detections(out, table, classes, task)
+        outputs["detections"] = out.path(DETECTIONS_FILE)
     summary = {
         "source": source,
         "split": split,
@@ -273,15 +334,12 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
         "clips": len(set(table.column("clip_id").to_pylist())),
         "classes": list(classes),
         "kind": kind,
-        "row_accuracy": float((probs[known].argmax(1) == y[known]).mean()) if known.any() else None,
+        "row_accuracy": row_accuracy,
+        "events": detections,
         "device": device,
         "seconds": {"predict": round(predict_s, 3), "total": round(time.perf_counter() - t_start, 3)},
         "rows_per_s": table.num_rows / predict_s if predict_s > 0 else None,
-        "outputs": {
-            "predictions": out.path(PREDICTIONS_FILE),
-            "config": out.path("config.yaml"),
-            "summary": out.path("predict.json"),
-        },
+        "outputs": {**outputs, "config": out.path("config.yaml"), "summary": out.path("predict.json")},
     }
     out.write_json("predict.json", summary)
     return summary

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from avs.classes import SCENE_CLASSES
+from avs.classes import DESED_CLASSES, SCENE_CLASSES
 
 _PAPER000 = {
     "task": "scene",
@@ -99,6 +99,83 @@ for _family in ("logmel", "frame", "clip"):
         "fold_column": "location",  # TAU's recording location ("identifier")
         "train_split": "all",  # 000 Table 3: "we splitted the whole dataset" (train + evaluate of fold1)
     }
+
+
+# Paper 003 (Turpault & Serizel, DCASE 2020 Task 4 baseline) §3.2, with the reference code of its footnote 3
+# (turpaultn/dcase20_task4, baseline/config.py and main.py) where the paper is silent.
+_MEAN_TEACHER = {
+    "task": "sed-mean-teacher",
+    "model": "crnn-dcase2020",  # 003 §3.2 CRNN (avs.models.crnn)
+    "features": ["logmel"],  # extraction preset dcase2020-sed (003 §3.2 features)
+    "classes": list(DESED_CLASSES),  # DESED's 10 classes (003 §3.1)
+    "train_split": "all",  # training clips: every subset but the validation one, by label_kind
+    "val_split": "validation",  # DESED audio/validation (003 §3.1 VAL; avs.data.desed's split names)
+    "epochs": 200,  # 003 §3.2 "trained for 200 epochs"
+    "batch_size": 24,  # reference config.batch_size (the validation batch is twice the lead stream's)
+    "optimizer": {
+        "name": "adam",  # 003 §3.2 "Adam optimizer"
+        "lr": 0.001,  # reference config.max_learning_rate (the paper gives no rate)
+        "betas": [0.9, 0.999],  # reference main.py optim_kwargs
+        "weight_decay": 0.0,  # reference: none
+    },
+    # 003 Table 5 "Ramp-up LR": lr = exp(-5 (1 - t/T)^2) x 1e-3 per step over T = 50 epochs (reference
+    # adjust_learning_rate with ramps.exp_rampup(global_step, n_epoch_rampup * len(loader)), n_epoch_rampup 50)
+    "schedule": {"name": "exp_rampup", "interval": "step", "total_epochs": 50},
+    "task_params": {
+        "strong_batch": 8,  # 003 Table 1 baseline column: synthetic 1/3 ...
+        "weak_batch": 8,  # ... weak 1/3 ...
+        "unlabeled_batch": 8,  # ... unlabeled 1/3 of the batch of 24 (reference config.batch_size)
+        "ema_decay": 0.999,  # reference main.py update_ema_variables(model, ema_model, 0.999, global_step)
+        "consistency_weight": 2.0,  # 003 Table 5 (and reference config.max_consistency_cost = 2)
+        "consistency_rampup": True,  # 003 Table 5 "Ramp-up CC"
+        "rampup_epochs": 50,  # reference config.n_epoch_rampup
+        "teacher_snr_db": 30.0,  # 003 §4 / Table 4: "In the original SED baseline, the SNR ... was 30 dB"
+        "threshold": 0.5,  # 003 §3.2
+        "median_filter_s": 0.45,  # 003 §3.2
+        "export": "student",  # 003 §2 "The student model is the final model used at inference time"
+        "select_best_by": "val_event_f1",  # 003 §3.2 "the best epoch on the cross-validation set is kept"
+    },
+}
+
+
+def _mean_teacher(**task_params: Any) -> dict[str, Any]:
+    out = copy.deepcopy(_MEAN_TEACHER)
+    out["task_params"].update(task_params)
+    return out
+
+
+TRAIN_PRESETS["dcase2020-mean-teacher"] = _mean_teacher()
+# the reference code's batch: 6 weak + 12 unlabeled + 6 synthetic (main.py batch_sizes = [bs/4, bs/2, bs/4])
+TRAIN_PRESETS["dcase2020-mean-teacher-code"] = _mean_teacher(strong_batch=6, weak_batch=6, unlabeled_batch=12)
+# the baseline to compare against: strong + weak, no teacher, no consistency (same labelled rows per step)
+TRAIN_PRESETS["dcase2020-supervised"] = _mean_teacher(unlabeled_batch=0, mean_teacher=False)
+# 003 Table 1: which subsets train (ratios of the batch of 24)
+for _name, _sizes in {
+    "synthetic": (24, 0, 0),  # synthetic 1
+    "synthetic-unlabeled": (6, 0, 18),  # synthetic 1/4, unlabeled 3/4
+    "weak": (0, 24, 0),  # weak 1
+    "weak-unlabeled": (0, 6, 18),  # weak 1/4, unlabeled 3/4
+    "synthetic-weak": (12, 12, 0),  # synthetic 1/2, weak 1/2
+}.items():
+    TRAIN_PRESETS[f"dcase2020-mean-teacher-data-{_name}"] = _mean_teacher(
+        strong_batch=_sizes[0], weak_batch=_sizes[1], unlabeled_batch=_sizes[2]
+    )
+# 003 Table 4: SNR of the noise on the teacher's input (30 dB: the baseline; "inf": none, the best)
+for _snr in (0, 15):
+    TRAIN_PRESETS[f"dcase2020-mean-teacher-snr{_snr}"] = _mean_teacher(teacher_snr_db=float(_snr))
+TRAIN_PRESETS["dcase2020-mean-teacher-no-noise"] = _mean_teacher(teacher_snr_db=None)
+# 003 Table 5: ramp-up of the consistency cost (CC) and of the learning rate (LR), consistency weight
+for _name, (_cc, _lr, _w) in {
+    "w1": (False, False, 1.0),
+    "w2": (False, False, 2.0),
+    "cc": (True, False, 2.0),
+    "lr-w1": (False, True, 1.0),
+    "lr-w2": (False, True, 2.0),
+}.items():
+    _p = _mean_teacher(consistency_rampup=_cc, consistency_weight=_w)
+    if not _lr:
+        _p["schedule"] = {"name": "constant", "interval": "step"}
+    TRAIN_PRESETS[f"dcase2020-mean-teacher-ramp-{_name}"] = _p
 
 
 def train_preset(name: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Built-in training tasks (importing this package registers them in ``avs.train.task.TASKS``).
 
-scene      paper 000: scene classification (log-mel / frame CNNs, CLIP Late Fusion Network)
+scene              paper 000: scene classification (log-mel / frame CNNs, CLIP Late Fusion Network)
+sed-mean-teacher   paper 003: sound event detection, CRNN student + EMA teacher on strong / weak / unlabeled clips
 """
 
-from avs.train.tasks import scene  # noqa: F401
+from avs.train.tasks import scene, sed_mean_teacher  # noqa: F401

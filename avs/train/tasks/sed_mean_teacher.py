@@ -1,0 +1,440 @@
+"""Paper 003's sound event detection with a mean teacher (the DCASE 2020 Task 4 baseline) as a training task.
+
+    avs train FEATS --preset dcase2020-mean-teacher --out runs/sed        # CRNN, strong + weak + unlabeled
+
+Every step's batch joins three streams of 10-s clips from the shards, by the manifest's ``label_kind``: synthetic
+strongly labelled soundscapes (frame targets from ``events``), weakly labelled recordings (clip targets from
+``labels``) and unlabeled recordings. One forward of the student (``mods.net``, DDP-wrapped) on the whole batch
+gives frame and clip probabilities; the loss is (003 §2, reference code ``baseline/main.py train``):
+
+    BCE(strong frames, strong rows) + BCE(weak clip outputs, weak rows)
+      + w(t) [MSE(student frames, teacher frames) + MSE(student clips, teacher clips)]     over all rows
+
+with w(t) = consistency_weight x exp(-5 (1 - t/T)^2) (T = rampup_epochs, in steps; 003 Table 5: weight 2, with
+ramp-up). The teacher (``mods.aux["teacher"]``) is an EMA of the student's parameters after every optimizer step
+(decay 0.999: reference ``update_ema_variables(model, ema_model, 0.999, global_step)``; the paper says "at each
+epoch", the code does it every step), gets the student's input plus Gaussian noise at ``teacher_snr_db`` (30 dB in
+the baseline, 003 Table 4; None = no noise, Table 4's best), and runs in train mode like the reference's (its
+dropout is the "noise" of 003 Figure 1; its batch-norm statistics are its own, the EMA averages parameters only).
+
+Validation (``split_validation = False``: every worker sees every validation clip): frame probabilities ->
+threshold 0.5 -> median filter 0.45 s (7 output frames) -> events; event-based F1 (sed_eval, 003 §3.3) of the
+student and the teacher; the best epoch by the student's (003 §3.2: "the best epoch on the cross-validation set
+is kept"; reference: ``valid_synth_f1`` of the student). Prediction (``avs predict``) exports the student (003 §2:
+"The student model is the final model used at inference time") and writes frame scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+
+from avs.train.data import channel_stats, feature_info, fixed_list_to_numpy
+from avs.train.ema import ema_copy, update_ema
+from avs.train.optim import exp_rampup
+from avs.train.streams import StreamSpec, combine
+from avs.train.targets import multi_hot, strong_frames, weak_from_events
+from avs.train.task import Prepared, StepInfo, StepOutput, Task, TaskModules, register_task
+
+STREAMS = ("strong", "weak", "unlabeled")  # label_kind values of the manifest, one training stream each
+KIND_CODE = {"strong": 0, "weak": 1, "unlabeled": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanTeacherConfig:
+    # rows per step from each stream (0: leave the stream out; 003 Table 1 ablations). 003 Table 1's baseline
+    # column uses the three sets in equal ratio (1/3 each of the reference's batch of 24); the reference code
+    # (main.py) takes 6 weak + 12 unlabeled + 6 synthetic instead (preset dcase2020-mean-teacher-code)
+    strong_batch: int = 8
+    weak_batch: int = 8
+    unlabeled_batch: int = 8
+    ema_decay: float = 0.999  # reference main.py: update_ema_variables(..., 0.999, global_step)
+    consistency_weight: float = 2.0  # reference config.max_consistency_cost; 003 Table 5 (2 > 1)
+    consistency_rampup: bool = True  # 003 Table 5 "Ramp-up CC"
+    mean_teacher: bool = True  # False: supervised only (strong + weak BCE, no teacher, no consistency)
+    rampup_epochs: float = 50.0  # reference config.n_epoch_rampup (exp ramp over 50 epochs of steps)
+    teacher_snr_db: float | None = 30.0  # 003 §2 / Table 4: noise on the teacher's input (None: none, "inf")
+    threshold: float = 0.5  # 003 §3.2 "thresholds are fixed to 0.5 for every classes"
+    median_filter_s: float = 0.45  # 003 §3.2 "median filtering on ~0.45 s"
+    standardize: bool = True  # reference Scaler("dataset"): per-mel mean / std of the training clips
+    export: Literal["student", "teacher"] = "student"  # 003 §2: "The student model is the final model used"
+    select_best_by: Literal["val_event_f1", "val_event_f1_teacher", "val_loss"] = "val_event_f1"
+
+    def __post_init__(self) -> None:
+        if min(self.strong_batch, self.weak_batch, self.unlabeled_batch) < 0:
+            raise ValueError("MeanTeacherConfig: stream batch sizes must be >= 0")
+        if self.strong_batch + self.weak_batch == 0:
+            raise ValueError("MeanTeacherConfig: the student needs labels: strong_batch or weak_batch > 0 (003 §4)")
+        if not 0.0 <= self.ema_decay < 1.0 or self.rampup_epochs < 0 or not 0 < self.threshold < 1:
+            raise ValueError("MeanTeacherConfig: 0 <= ema_decay < 1, rampup_epochs >= 0, 0 < threshold < 1")
+
+
+def db_to_amplitude(x_db: torch.Tensor) -> torch.Tensor:
+    return torch.pow(10.0, x_db / 20.0)
+
+
+def teacher_noise(x_db: torch.Tensor, snr_db: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The reference's ``AugmentGaussianNoise(snr)`` on a batch of dB log-mels ``(batch, frames, mels)``: Gaussian
+    noise added to the mel *magnitudes* (before the log, as ``get_transforms`` orders it) with, per clip and mel
+    band, std = sqrt(mean over frames of |X|^2 x 10^(-snr/10)); back to dB (``amplitude_to_db``: amin 1e-5)."""
+    amp = db_to_amplitude(x_db.float())
+    std = torch.sqrt(torch.mean(amp * amp, dim=-2, keepdim=True) * 10.0 ** (-snr_db / 10.0))  # (batch, 1, mels)
+    noise = torch.randn(amp.shape, generator=generator, device=amp.device, dtype=amp.dtype) * std
+    return 20.0 * torch.log10(torch.clamp(amp + noise, min=1e-5))
+
+
+def sed_rows(
+    table: pa.Table, *, column: str, shape: tuple[int, ...], classes: tuple[str, ...], n_out: int, hop_s: float
+) -> dict[str, np.ndarray]:
+    """Shard rows -> ``x`` (rows, frames, mels) dB, ``strong`` (rows, n_out, classes) frame targets,
+    ``weak`` (rows, classes) clip targets, ``kind`` (rows,) 0 strong / 1 weak / 2 unlabeled."""
+    x = fixed_list_to_numpy(table.column(column), shape)  # (rows, mels, frames)
+    x = np.ascontiguousarray(np.swapaxes(x, 1, 2))  # (rows, frames, mels): the CRNN's layout
+    kinds = table.column("label_kind").to_pylist()
+    events = table.column("events").to_pylist() if "events" in table.column_names else [None] * len(kinds)
+    labels = table.column("labels").to_pylist() if "labels" in table.column_names else [None] * len(kinds)
+    strong = np.zeros((len(kinds), n_out, len(classes)), np.float32)
+    weak = np.zeros((len(kinds), len(classes)), np.float32)
+    for i, kind in enumerate(kinds):
+        if kind == "strong":
+            strong[i] = strong_frames(events[i] or [], classes, n_out, hop_s, unknown="ignore")
+            weak[i] = weak_from_events(events[i] or [], classes, unknown="ignore")
+        elif kind == "weak":
+            weak[i] = multi_hot([labels[i] or []], classes, unknown="ignore")[0]
+    code = np.asarray([KIND_CODE.get(k, 2) for k in kinds], np.int64)
+    return {"x": x, "strong": strong, "weak": weak, "kind": code, "vid": np.asarray(table.column("__vid"), np.int64)}
+
+
+@register_task("sed-mean-teacher", config=MeanTeacherConfig)
+class MeanTeacherSED(Task):
+    prediction = "frame_scores"
+    split_validation = False  # event metrics need every validation clip
+
+    def __init__(self, cfg: MeanTeacherConfig, run) -> None:
+        super().__init__(cfg, run)
+        self.monitor = (cfg.select_best_by, "min" if cfg.select_best_by == "val_loss" else "max")
+        spec = dict(run.spec or {})
+        self.info = spec
+        self._val: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (vid, student, teacher) per batch
+
+    # ------------------------------------------------------------------ driver
+    def _read(self, first, split: str | None, kinds: tuple[str, ...] | None, limit: int | None):
+        import ray.data
+        from ray.data.expressions import col, lit
+
+        from avs.shards.storage import Storage
+
+        storage = Storage(first.folder)
+        cols = [c for c in ("clip_id", "split", "label_kind", "labels", "events") if c in first.columns]
+        ds = ray.data.read_parquet(storage.path(""), filesystem=storage.fs).select_columns([*cols, first.column])
+        if split is not None:
+            ds = ds.filter(expr=col("split") == lit(split))
+        if kinds is not None:
+            ds = ds.filter(expr=col("label_kind").is_in(list(kinds)))
+        return ds.limit(limit) if limit else ds
+
+    def _rows(self, ds) -> int:
+        return int(ds.count())
+
+    def prepare(self) -> Prepared:
+        from avs.models import create_model
+
+        run, cfg = self.run, self.cfg
+        if len(run.features) != 1:
+            raise ValueError(f"sed-mean-teacher reads one log-mel set, got {list(run.features)}")
+        first = feature_info(run.shards, run.features[0])
+        if len(first.shape) != 2 or "label_kind" not in first.columns:
+            raise ValueError(
+                f"{first.folder}: sed-mean-teacher needs (mels, frames) rows of whole clips with the manifest's "
+                f"label_kind (extract a DESED manifest with --preset dcase2020-sed); shape {first.shape}"
+            )
+        n_mels, n_frames = int(first.shape[0]), int(first.shape[1])
+        params = first.identity.get("params") or {}
+        audio = first.identity.get("audio") or {}
+        if "hop_length" not in params or "sample_rate_hz" not in audio:
+            raise ValueError(f"{first.folder}: no hop_length / sample_rate_hz in its avs.feature_set metadata")
+        in_hop_s = float(params["hop_length"]) / float(audio["sample_rate_hz"])  # input frame hop (s)
+        classes = tuple(run.classes) if run.classes else self._classes(first)
+        model_params = {**dict(run.model_params), "num_classes": len(classes)}
+        fields = _model_fields(run.model)
+        for key, value in (("n_mels", n_mels), ("n_frames", n_frames)):
+            if key in fields:
+                model_params.setdefault(key, value)
+        probe = create_model(run.model, dict(model_params)).eval()
+        with torch.no_grad():
+            strong, _ = probe(torch.zeros(1, n_frames, n_mels))
+        n_out = int(strong.shape[1])
+        hop_s = in_hop_s * n_frames / n_out  # 003: 255 x 4 / 16 kHz = 63.75 ms, 157 frames per 10 s
+        val_split = run.val_split
+        # training clips: every split but the validation one (None: every split holds training clips)
+        sizes = {"strong": cfg.strong_batch, "weak": cfg.weak_batch, "unlabeled": cfg.unlabeled_batch}
+        datasets: dict[str, Any] = {}
+        rows: dict[str, int] = {}
+        spec_base = {
+            "column": first.column,
+            "shape": [n_mels, n_frames],
+            "classes": list(classes),
+            "n_out": n_out,
+            "hop_s": hop_s,
+        }
+        fn = {**spec_base, "shape": (n_mels, n_frames), "classes": classes}
+        for name, size in sizes.items():
+            if size == 0:
+                continue
+            ds = self._read(first, None, (name,), run.max_train_rows)
+            if val_split is not None:
+                from ray.data.expressions import col, lit
+
+                ds = ds.filter(expr=col("split") != lit(val_split))
+            rows[name] = self._rows(ds)
+            if rows[name] < size:
+                raise ValueError(
+                    f"stream {name!r}: {rows[name]} clips with label_kind {name!r} outside split {val_split!r}, "
+                    f"fewer than its {size} rows per step (set task_params.{name}_batch=0 to leave it out)"
+                )
+            ds = ds.map_batches(_with_vid, batch_format="pyarrow").map_batches(
+                sed_rows, batch_format="pyarrow", fn_kwargs=fn
+            )
+            datasets[name] = ds.randomize_block_order(seed=run.seed + len(datasets))
+        val = self._read(first, val_split, ("strong",), run.max_val_rows)
+        val_table = val.select_columns(["clip_id", "events"]).to_arrow_refs()
+        truth = _truth(val_table)
+        rows["val"] = len(truth)
+        if not truth:
+            raise ValueError(f"no strongly labelled clips in validation split {val_split!r} of {first.folder}")
+        datasets["val"] = val.map_batches(_with_vid_of, batch_format="pyarrow", fn_kwargs={"ids": list(truth)})
+        datasets["val"] = datasets["val"].map_batches(sed_rows, batch_format="pyarrow", fn_kwargs=fn)
+        mean = std = None
+        if cfg.standardize:
+            stats = [
+                d.select_columns(["x"]).map_batches(_mels_first, batch_format="numpy")
+                for d in (datasets[k] for k in sizes if k in datasets)
+            ]
+            union = stats[0].union(*stats[1:]) if len(stats) > 1 else stats[0]
+            mean, std = channel_stats(union)  # per mel band, over every training clip and frame
+        spec = {
+            **spec_base,
+            "rows": {k: v for k, v in rows.items() if k != "val"},
+            "truth": truth,
+            "durations": {cid: float(n_frames * in_hop_s) for cid in truth},
+            "mean": list(mean) if mean else None,
+            "std": list(std) if std else None,
+            "median_frames": median_frames(cfg.median_filter_s, hop_s),
+        }
+        return Prepared(
+            datasets=datasets,
+            rows=rows,
+            spec=spec,
+            model_params=model_params,
+            summary={"classes": list(classes), "rows": rows, "frame_hop_s": hop_s, "frames_out": n_out},
+        )
+
+    def _classes(self, first) -> tuple[str, ...]:
+        import pyarrow.parquet as pq
+
+        from avs.shards.storage import Storage
+
+        storage = Storage(first.folder)
+        table = pq.read_table(storage.path(""), filesystem=storage.fs, columns=["labels"])
+        found = sorted({lab for row in table.column("labels").to_pylist() for lab in (row or []) if lab})
+        if len(found) < 2:
+            raise ValueError(f"found {len(found)} event class(es) in {first.folder}: name them (--classes / a preset)")
+        return tuple(found)
+
+    def train_streams(self) -> list[StreamSpec]:
+        cfg = self.cfg
+        sizes = {"strong": cfg.strong_batch, "weak": cfg.weak_batch, "unlabeled": cfg.unlabeled_batch}
+        rows = (self.info.get("rows") or {}) if self.info else {}
+        names = [n for n in STREAMS if sizes[n] > 0]
+        # the epoch ends with the stream that runs out first, as the reference's MultiStreamBatchSampler (zip)
+        lead = min(names, key=lambda n: rows.get(n, 0) // sizes[n]) if rows else names[0]
+        return [StreamSpec(n, sizes[n], lead=n == lead) for n in names]
+
+    # ------------------------------------------------------------------ workers
+    def build(self) -> TaskModules:
+        from avs.models import create_model
+
+        return TaskModules(net=create_model(self.run.model, dict(self.run.model_params)))
+
+    def on_fit_start(self, mods: TaskModules) -> None:
+        if self.cfg.mean_teacher:
+            mods.aux["teacher"] = ema_copy(mods.net)  # after the DDP wrap: rank 0's initial weights
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        # x (batch, frames, mels); the statistics are per mel band
+        if self.info.get("mean") is None:
+            return x
+        m = torch.as_tensor(self.info["mean"], dtype=x.dtype, device=x.device).view(1, 1, -1)
+        s = torch.as_tensor(self.info["std"], dtype=x.dtype, device=x.device).view(1, 1, -1)
+        return (x - m) / s
+
+    def ramp(self, step: StepInfo) -> float:
+        """exp(-5 (1 - t/T)^2) of the step (reference ``ramps.exp_rampup(global_step, n_epoch_rampup * len)``)."""
+        if not self.cfg.consistency_rampup:
+            return 1.0
+        per_epoch = step.steps_per_epoch or 1
+        return exp_rampup(step.step, self.cfg.rampup_epochs * per_epoch) if self.cfg.rampup_epochs else 1.0
+
+    def training_step(self, mods: TaskModules, batch, step: StepInfo) -> StepOutput:
+        cfg = self.cfg
+        parts, rows = combine(batch, keys=("x", "strong", "weak"))
+        x_db = parts["x"].float()  # (batch, frames, mels) dB
+        strong_y, weak_y = parts["strong"].float(), parts["weak"].float()
+        strong_p, weak_p = mods.net(self._norm(x_db))  # (batch, n_out, classes), (batch, classes)
+        strong_p, weak_p = strong_p.float(), weak_p.float()
+        loss = torch.zeros((), device=x_db.device)
+        sums: dict[str, float] = {}
+        n = int(x_db.shape[0])
+        if "strong" in rows:
+            r = rows["strong"]
+            strong_loss = F.binary_cross_entropy(strong_p[r], strong_y[r])
+            loss = loss + strong_loss
+            sums["strong_bce"] = float(strong_loss.detach()) * n
+        if "weak" in rows:
+            r = rows["weak"]
+            weak_loss = F.binary_cross_entropy(weak_p[r], weak_y[r])
+            loss = loss + weak_loss
+            sums["weak_bce"] = float(weak_loss.detach()) * n
+        if cfg.mean_teacher:
+            teacher = mods.aux["teacher"]
+            teacher.train()  # as the reference: dropout on, its own batch-norm statistics
+            x_t = x_db if cfg.teacher_snr_db is None else teacher_noise(x_db, cfg.teacher_snr_db)
+            with torch.no_grad():
+                strong_t, weak_t = teacher(self._norm(x_t))
+            w = cfg.consistency_weight * self.ramp(step)
+            consistency = F.mse_loss(strong_p, strong_t.float()) + F.mse_loss(weak_p, weak_t.float())
+            loss = loss + w * consistency
+            sums["consistency"] = float(consistency.detach()) * n
+            sums["consistency_weight"] = w * n
+        sums["loss"] = float(loss.detach()) * n
+        return StepOutput(loss=loss, rows=n, sums=sums)
+
+    def on_after_optimizer_step(self, mods: TaskModules, step: int) -> None:
+        if self.cfg.mean_teacher:
+            # parameters only: the teacher keeps its own batch-norm statistics (reference update_ema_variables)
+            update_ema(mods.aux["teacher"], mods.net, step - 1, self.cfg.ema_decay, copy_buffers=False)
+
+    def validation_step(self, mods: TaskModules, batch) -> dict[str, float]:
+        x = self._norm(batch["x"].float())
+        strong_p, weak_p = mods.net(x)
+        loss = F.binary_cross_entropy(strong_p.float(), batch["strong"].float())
+        out = [batch["vid"].cpu().numpy(), strong_p.float().cpu().numpy()]
+        if "teacher" in mods.aux:
+            out.append(mods.aux["teacher"](x)[0].float().cpu().numpy())
+        self._val.append(tuple(out))
+        n = int(x.shape[0])
+        return {"rows": float(n), "loss": float(loss) * n}
+
+    def validation_metrics(self, sums: Mapping[str, float]) -> dict[str, float]:
+        out = super().validation_metrics(sums)
+        batches, self._val = self._val, []
+        if not batches:
+            return out
+        vid = np.concatenate([b[0] for b in batches])
+        ids = list(self.info["truth"])
+        for j, suffix in ((1, ""), (2, "_teacher")):
+            if len(batches[0]) <= j:
+                continue
+            scores = np.concatenate([b[j] for b in batches])
+            detected = self.decode({ids[v]: scores[i] for i, v in enumerate(vid)})
+            f1 = event_f1(detected, self.info["truth"])
+            out[f"val_event_f1{suffix}"] = f1
+        return out
+
+    def decode(self, scores: Mapping[str, np.ndarray]) -> dict[str, list[tuple[float, float, str]]]:
+        """Frame probabilities per clip -> events (threshold, median filter, frames to seconds)."""
+        from avs.eval.sed_post import decode_events
+
+        classes = tuple(self.info["classes"])
+        return {
+            cid: decode_events(s, classes, self.info["hop_s"], self.cfg.threshold, self.info["median_frames"])
+            for cid, s in scores.items()
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def export(self, mods: TaskModules) -> torch.nn.Module:
+        if self.cfg.export == "teacher" and "teacher" in mods.aux:
+            return mods.aux["teacher"]
+        return mods.net
+
+    # ------------------------------------------------------------------ prediction
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.info["classes"])
+
+    def predict_dataset(self, split: str | None, limit: int | None):
+        """Whole clips of ``split`` (any label kind): keys + ``x`` (rows, frames, mels)."""
+        first = feature_info(self.run.shards, self.run.features[0])
+        ds = self._read(first, split, None, limit)
+        return ds.map_batches(
+            _predict_rows,
+            batch_format="pyarrow",
+            fn_kwargs={"column": first.column, "shape": tuple(self.info["shape"])},
+        )
+
+    def predict_scores(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        strong, _ = model(self._norm(x.float()))
+        return strong.float()  # (batch, n_out, classes)
+
+
+def median_frames(seconds: float, hop_s: float) -> int:
+    """Median filter length in output frames: round(seconds / hop), at least 1, made odd (a centred window)
+    (0.45 s at 63.75 ms: 7 frames, as TRAINING.md: the reference's max(int(0.45 x 15.69), 1) = 7)."""
+    n = max(1, int(round(seconds / hop_s)))
+    return n if n % 2 else n + 1
+
+
+def event_f1(detected: Mapping[str, list], truth: Mapping[str, list]) -> float:
+    """Macro event-based F1 (sed_eval, 200 ms collar, 20 % offset collar; 003 §3.3) as a fraction."""
+    from avs.eval.sed import event_based_f1
+
+    return event_based_f1(detected, truth)["macro"]
+
+
+def _predict_rows(table: pa.Table, column: str, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    x = np.ascontiguousarray(np.swapaxes(fixed_list_to_numpy(table.column(column), shape), 1, 2))
+    n = table.num_rows
+    out = {"x": x, "clip_id": np.asarray(table.column("clip_id").to_pylist(), dtype=object)}
+    out["split"] = np.asarray(
+        table.column("split").to_pylist() if "split" in table.column_names else [""] * n, dtype=object
+    )
+    out["start_s"] = np.zeros(n)  # whole clips: frame times count from the clip's start
+    return out
+
+
+def _model_fields(name: str) -> set[str]:
+    from avs.models.base import MODELS, _import_builtin_models
+
+    _import_builtin_models()
+    return {f.name for f in dataclasses.fields(MODELS.get(name).config)}
+
+
+def _mels_first(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"x": np.swapaxes(np.asarray(batch["x"]), 1, 2)}  # (rows, mels, frames): channel_stats per mel
+
+
+def _with_vid(table: pa.Table) -> pa.Table:
+    return table.append_column("__vid", pa.array(np.full(table.num_rows, -1), pa.int64()))
+
+
+def _with_vid_of(table: pa.Table, ids: list[str]) -> pa.Table:
+    index = {c: i for i, c in enumerate(ids)}
+    vid = [index.get(c, -1) for c in table.column("clip_id").to_pylist()]
+    return table.append_column("__vid", pa.array(vid, pa.int64()))
+
+
+def _truth(refs) -> dict[str, list[list[Any]]]:
+    import ray
+
+    truth: dict[str, list[list[Any]]] = {}
+    for table in ray.get(list(refs)):
+        for cid, events in zip(table.column("clip_id").to_pylist(), table.column("events").to_pylist(), strict=True):
+            truth[str(cid)] = [[float(e["onset_s"]), float(e["offset_s"]), str(e["label"])] for e in (events or [])]
+    return dict(sorted(truth.items()))
