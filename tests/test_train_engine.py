@@ -275,3 +275,21 @@ def test_labels_from_a_joined_table(ray_local, shards, tmp_path):
     by_clip = {r["clip_id"]: r["labels"][0] for r in named}
     for r in batch:
         assert r["segment"] == 0 and ("10", "11", "12")[r["y"]] == str(cluster[by_clip[r["clip_id"]]])
+
+
+@pytest.mark.ray
+def test_two_workers_train_with_ddp(ray_local, shards, tmp_path):
+    """Two Ray Train workers (DDP over gloo): each takes the same number of steps (drop_last on its half of the
+    rows), the validation sums add up over both, and the EMA teacher is created after the wrap."""
+    from avs.train.job import run_train
+
+    root, counts = shards
+    cfg = dataclasses.replace(
+        _ema_config(root, tmp_path / "ddp"), num_workers=2, cpus_per_worker=0.5, epochs=2, max_failures=0
+    )
+    summary = run_train(cfg)
+    train_rows = counts["frames"] // 2
+    per_worker_steps = (train_rows // 2) // cfg.batch_size
+    assert [h["step"] for h in summary["history"]] == [per_worker_steps, 2 * per_worker_steps]
+    assert all(h["train_samples"] == 2 * per_worker_steps * cfg.batch_size for h in summary["history"])
+    assert all(h["val_samples"] == counts["frames"] // 2 for h in summary["history"])  # summed over both
