@@ -18,10 +18,11 @@ the baseline, 003 Table 4; None = no noise, Table 4's best), and runs in train m
 dropout is the "noise" of 003 Figure 1; its batch-norm statistics are its own, the EMA averages parameters only).
 
 Validation (``split_validation = False``: every worker sees every validation clip): frame probabilities ->
-threshold 0.5 -> median filter 0.45 s (7 output frames) -> events; event-based F1 (sed_eval, 003 §3.3) of the
-student and the teacher; the best epoch by the student's (003 §3.2: "the best epoch on the cross-validation set
-is kept"; reference: ``valid_synth_f1`` of the student). Prediction (``avs predict``) exports the student (003 §2:
-"The student model is the final model used at inference time") and writes frame scores.
+threshold 0.5 -> median filter 0.45 s (7 output frames, ``avs.eval.sed_post``) -> events; event-based F1
+(sed_eval, 003 §3.3) of the student and the teacher; the best epoch by the student's (003 §3.2: "the best epoch
+on the cross-validation set is kept"; reference: ``valid_synth_f1`` of the student). Prediction (``avs
+predict``) exports the student (003 §2: "The student model is the final model used at inference time") and
+writes frame scores.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import pyarrow as pa
 import torch
 import torch.nn.functional as F
 
+from avs.eval.sed_post import median_window_frames
 from avs.train.data import channel_stats, feature_info, fixed_list_to_numpy
 from avs.train.ema import ema_copy, update_ema
 from avs.train.optim import exp_rampup
@@ -225,7 +227,7 @@ class MeanTeacherSED(Task):
             "durations": {cid: float(n_frames * in_hop_s) for cid in truth},
             "mean": list(mean) if mean else None,
             "std": list(std) if std else None,
-            "median_frames": median_frames(cfg.median_filter_s, hop_s),
+            "median_frames": median_window_frames(cfg.median_filter_s, hop_s),
         }
         return Prepared(
             datasets=datasets,
@@ -343,9 +345,12 @@ class MeanTeacherSED(Task):
                 continue
             scores = np.concatenate([b[j] for b in batches])
             detected = self.decode({ids[v]: scores[i] for i, v in enumerate(vid)})
-            f1 = event_f1(detected, self.info["truth"])
+            f1 = event_f1(detected, self._truth_events(), self.classes())
             out[f"val_event_f1{suffix}"] = f1
         return out
+
+    def _truth_events(self) -> dict[str, list[tuple[float, float, str]]]:
+        return {cid: [(float(a), float(b), str(c)) for a, b, c in ev] for cid, ev in self.info["truth"].items()}
 
     def decode(self, scores: Mapping[str, np.ndarray]) -> dict[str, list[tuple[float, float, str]]]:
         """Frame probabilities per clip -> events (threshold, median filter, frames to seconds)."""
@@ -384,18 +389,14 @@ class MeanTeacherSED(Task):
         return strong.float()  # (batch, n_out, classes)
 
 
-def median_frames(seconds: float, hop_s: float) -> int:
-    """Median filter length in output frames: round(seconds / hop), at least 1, made odd (a centred window)
-    (0.45 s at 63.75 ms: 7 frames, as TRAINING.md: the reference's max(int(0.45 x 15.69), 1) = 7)."""
-    n = max(1, int(round(seconds / hop_s)))
-    return n if n % 2 else n + 1
-
-
-def event_f1(detected: Mapping[str, list], truth: Mapping[str, list]) -> float:
-    """Macro event-based F1 (sed_eval, 200 ms collar, 20 % offset collar; 003 §3.3) as a fraction."""
+def event_f1(detected: Mapping[str, list], truth: Mapping[str, list], classes: tuple[str, ...]) -> float:
+    """Macro event-based F1 (sed_eval, 200 ms collar, 20 % offset collar; 003 §3.3) as a fraction, over every
+    validation clip (a clip without events counts its detections as false positives); 0 when no class has
+    truth events."""
     from avs.eval.sed import event_based_f1
 
-    return event_based_f1(detected, truth)["macro"]
+    got = event_based_f1(detected, truth, classes, files=sorted(truth))["macro"]
+    return float(got) if got is not None else 0.0
 
 
 def _predict_rows(table: pa.Table, column: str, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
