@@ -9,8 +9,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # The locked, tested set of every package (requirements/lock-cpu.txt, hashes checked), then avs itself
 # without resolving anything again. Refresh the lock with: bash scripts/lock.sh
+# Every package comes as a wheel except the three PyPI has only as source (dcase-util, sed-eval,
+# sed-scores-eval: the lock's `--no-binary` lines); pip builds those (~30 s) with the locked build tools of
+# requirements/lock-build.txt, installed first, and --no-build-isolation, so nothing unlocked is fetched.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
-.venv/bin/python -m pip install --quiet --require-hashes --only-binary :all: -r requirements/lock-cpu.txt
+.venv/bin/python -m pip install --quiet --require-hashes --only-binary :all: -r requirements/lock-build.txt
+.venv/bin/python -m pip install --quiet --require-hashes --only-binary :all: --no-build-isolation \
+  -r requirements/lock-cpu.txt
 # (setuptools' notes about editable installs are for packaging maintainers, not for this terminal)
 PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 .venv/bin/avs demo-data demo

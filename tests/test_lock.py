@@ -1,4 +1,5 @@
-"""The committed lock covers every dependency pyproject.toml names, at a version its range admits."""
+"""The committed lock covers every dependency pyproject.toml names, at a version its range admits; every
+package installs from a wheel but the few PyPI has only as source, built with locked tools."""
 
 import re
 import tomllib
@@ -10,6 +11,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock-cpu.txt"
 CLUSTER_LOCK = ROOT / "requirements" / "lock-cluster.txt"
+BUILD_LOCK = ROOT / "requirements" / "lock-build.txt"  # the build tools of the source-only packages
 # The platform the lock is made for (scripts/lock.sh): CPython 3.11 on x86_64 Linux.
 LOCK_ENV = {
     "platform_machine": "x86_64",
@@ -68,13 +70,54 @@ def test_cluster_lock_is_the_cpu_lock_plus_the_cluster_extra():
     assert {name: cluster.get(name) for name in cpu} == cpu  # the tested versions, on the cluster too
 
 
+def pip_options(text: str) -> list[tuple[str, str]]:
+    """The option lines of a requirements file, in order: ``[("--only-binary", ":all:"), ...]``."""
+    return [tuple(line.split(None, 1)) for line in text.splitlines() if line.startswith("--")]
+
+
+def source_packages(text: str) -> set[str]:
+    """Packages a lock lets pip build from source: those after ``--only-binary :all:`` in ``--no-binary`` lines."""
+    return {canonicalize_name(n) for opt, value in pip_options(text) if opt == "--no-binary" for n in value.split(",")}
+
+
 def test_locks_pin_exact_versions_with_hashes():
-    for lock in LOCKED_EXTRAS:
-        text = lock.read_text()
-        entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])  # one entry per package
+    for lock in (*LOCKED_EXTRAS, BUILD_LOCK):
+        body = "\n".join(line for line in lock.read_text().splitlines()[2:] if not line.startswith("--"))
+        entries = re.split(r"\n(?=[A-Za-z0-9])", body)  # one entry per package
         for entry in entries:
             if entry.strip():
                 assert "==" in entry.splitlines()[0] and "--hash=sha256:" in entry, entry.splitlines()[0]
+
+
+def test_only_the_named_source_packages_may_be_built():
+    """Each lock says `--only-binary :all:` and then `--no-binary NAME` for the packages PyPI has no wheel of
+    (pip applies the options in order: an `--only-binary :all:` after them would cancel the exceptions), the
+    same names in every lock, each pinned by it, and scripts/lock.sh resolves with the same rule."""
+    cpu = source_packages(LOCK.read_text())
+    assert cpu == {"dcase-util", "sed-eval", "sed-scores-eval"}
+    for lock in (*LOCKED_EXTRAS, BUILD_LOCK):
+        text = lock.read_text()
+        options = pip_options(text)
+        assert options[0] == ("--only-binary", ":all:"), lock.name
+        assert all(opt == "--no-binary" for opt, _ in options[1:]), lock.name
+        assert source_packages(text) == cpu, lock.name
+        if lock is not BUILD_LOCK:
+            assert cpu <= set(read_lock(text)), lock.name
+    script = (ROOT / "scripts" / "lock.sh").read_text()
+    assert re.search(r"^SDISTS=(\S+)$", script, re.M).group(1).split(",") == sorted(cpu)
+
+
+def test_build_tools_are_locked_at_the_lock_versions_and_installed_first():
+    """quickstart.sh installs lock-build.txt (setuptools, Cython, numpy) and then builds the source packages
+    with --no-build-isolation, so their builds use those locked, hash-checked tools and fetch nothing else."""
+    build, cpu = read_lock(BUILD_LOCK.read_text()), read_lock(LOCK.read_text())
+    assert set(build) == {"setuptools", "cython", "numpy"}
+    assert {name: cpu.get(name) for name in build} == build  # the versions the tested set runs with
+    commands = (ROOT / "scripts" / "quickstart.sh").read_text().replace("\\\n", " ").splitlines()
+    installs = [c for c in commands if "pip install" in c and "-r requirements/" in c]
+    assert [c.split("-r requirements/")[1].split()[0] for c in installs] == ["lock-build.txt", "lock-cpu.txt"]
+    assert all("--require-hashes" in c and "--only-binary :all:" in c for c in installs)
+    assert "--no-build-isolation" in installs[1]
 
 
 def test_coverage_check_catches_a_missing_or_stale_pin():

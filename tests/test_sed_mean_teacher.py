@@ -206,7 +206,7 @@ def _config(root: Path, out: Path):
             "preset": "dcase2020-mean-teacher",
             "model_params": TINY_CRNN,
             "classes": list(CLASSES),
-            "epochs": 3,
+            "epochs": 2,
             "seed": 2,
             "deterministic": True,
             "shuffle_buffer_rows": 4,
@@ -218,6 +218,7 @@ def _config(root: Path, out: Path):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # ~4-10 min here: four Ray Data streams re-read every epoch cost ~50 s per epoch on 2 cores
 def test_mean_teacher_trains_resumes_exactly_and_predicts_frame_scores(ray_local, tmp_path):
     from avs.train.job import run_train
     from avs.train.loop import STATE_FILE, TENSORS_FILE
@@ -233,7 +234,7 @@ def test_mean_teacher_trains_resumes_exactly_and_predicts_frame_scores(ray_local
     last = plain["history"][-1]
     assert last["val_samples"] == counts["validation"] and 0.0 <= last["val_event_f1"] <= 1.0
     assert "val_event_f1_teacher" in last and last["train_consistency_weight"] > 0
-    assert last["step"] == 3 * 4  # 8 clips per stream / 2 per step = 4 steps per epoch
+    assert last["step"] == 2 * 4  # 8 clips per stream / 2 per step = 4 steps per epoch
 
     def final(run: Path) -> dict:
         folders = [p for p in (run / "ray").glob("checkpoint_*") if (p / STATE_FILE).exists()]
@@ -241,7 +242,7 @@ def test_mean_teacher_trains_resumes_exactly_and_predicts_frame_scores(ray_local
         return torch.load(latest / TENSORS_FILE, weights_only=True)
 
     a, b = final(tmp_path / "plain"), final(tmp_path / "resumed")
-    assert a["step"] == b["step"] == 12
+    assert a["step"] == b["step"] == 8
     for key in a["net"]:
         assert torch.equal(a["net"][key], b["net"][key]), key
     for key in a["aux"]["teacher"]:

@@ -11,10 +11,24 @@ Inputs, each ``PATH`` or ``NAME=PATH``:
   - any score table with one row per clip (``clip_id``, ``label``, one float column per class): clips only.
 The truth is each table's ``label`` column; rows with an empty or unknown label are left out.
 
+Sound event detection (paper 003), with ``--truth TRUTH.tsv --durations DURATIONS.tsv`` (DCASE formats:
+``filename onset offset event_label`` and ``filename duration``; the clips evaluated are those of DURATIONS):
+  - a detections TSV (``*.tsv``: ``filename onset offset event_label``, as DCASE submissions are): event- and
+    segment-based F1 (one operating point: no PSDS);
+  - a folder of per-threshold detection TSVs (``*_th_0.01.tsv`` ...: psds_eval's operating points): F1 of the
+    smallest threshold >= 0.5, PSDS over the operating points;
+  - an ``avs predict`` folder / file of kind ``frame_scores`` (layout: ``avs.eval.sed.FRAME_SCORES_LAYOUT``):
+    threshold (``--threshold``) + median filter (``--median-s``) -> events -> F1; PSDS threshold-free on the
+    median-filtered scores and over ``--operating-points`` thresholds 0.01 .. 0.99.
+  Each SED system gets ``<system>/`` with metrics.json (``avs.eval.sed.evaluate_sed``), per_class.csv / .md,
+  psd_roc.png, detections.tsv and (frame scores) clips/<clip>.png; ``sed_systems.csv`` / ``.md`` and
+  ``psd_roc.png`` compare them. Classification and SED inputs can be given together.
+
 Writes into ``out`` (through ``avs.eval.report``): ``<system>/`` (whole clips) and ``<system>/segments/`` with
 metrics.json, per_class.csv / .md, confusion.csv / .png; ``systems.csv`` / ``systems.md``: one row per system,
-log-loss and accuracy on segments and on clips side by side; ``per_class.md`` (clip accuracy per class and
-system); ``report.md`` (all of it); ``metrics.json`` (every number, written last); ``config.yaml``.
+log-loss and accuracy on segments and on clips side by side (and the SED table); ``per_class.md`` (clip accuracy
+per class and system); ``report.md`` (all of it); ``metrics.json`` (every number, written last; SED systems
+under ``systems`` too, with ``"task": "sed"``); ``config.yaml``.
 """
 
 from __future__ import annotations
@@ -35,37 +49,83 @@ import avs
 from avs.config import to_dict
 from avs.ensemble.fusion import average_segments
 from avs.ensemble.scores import Scores
-from avs.eval.report import _write_csv, write_report
+from avs.eval.report import (
+    SED_SUMMARY,
+    _write_csv,
+    plot_psd_roc,
+    write_report,
+    write_sed_comparison,
+    write_sed_report,
+)
+from avs.eval.sed_post import DEFAULT_MEDIAN_S, DEFAULT_THRESHOLD, N_OPERATING_POINTS
 from avs.flags import opt
 from avs.tables import markdown_table
 
 # prediction kinds (avs.predictions.KINDS) this job has metrics for: single-label classification (log-loss,
-# accuracy, confusion) of clip_probs; multi-label and SED metrics come with their tasks
-EVALUATED_KINDS = ("clip_probs",)
+# accuracy, confusion) of clip_probs, sound event detection (with --truth) of frame_scores; multi-label metrics
+# come with their task
+EVALUATED_KINDS = ("clip_probs", "frame_scores")
+DETECTION_SUFFIXES = (".tsv", ".txt", ".csv")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
     out: str = opt(
         help="report folder (local): systems.md / .csv (side by side), report.md, metrics.json, config.yaml, "
-        "and per system <name>/ and <name>/segments/ with metrics.json, per_class.csv / .md, confusion.csv / .png"
+        "and per system <name>/ and <name>/segments/ with metrics.json, per_class.csv / .md, confusion.csv / .png "
+        "(SED systems: <name>/ with metrics.json, per_class.csv / .md, psd_roc.png, detections.tsv, clips/*.png; "
+        "sed_systems.md / .csv and psd_roc.png side by side)"
     )
     inputs: tuple[str, ...] = opt(
         (),
         "predictions folders / files of `avs predict` (evaluated on their rows and on whole clips), ensemble "
-        "folders of `avs ensemble` (every stage: A04, V04, C04, E01, E02), or per-clip score tables; NAME= names "
-        "a system in the report (default: the folder / file name); at least one",
+        "folders of `avs ensemble` (every stage: A04, V04, C04, E01, E02), or per-clip score tables; with --truth, "
+        "sound event detection systems: a detections TSV (filename onset offset event_label), a folder of "
+        "per-threshold detection TSVs (*_th_0.01.tsv ...) or frame_scores predictions; NAME= names a system in "
+        "the report (default: the folder / file name); at least one",
         positional=True,
         nargs="*",
         metavar="[NAME=]PATH",
     )
     classes: tuple[str, ...] | None = opt(
-        None, "class names, comma-separated (default: those of the first input)", metavar="CLASS,..."
+        None,
+        "class names, comma-separated (default: those of the first input; SED: the frame scores' classes, or "
+        "the labels of truth and detections)",
+        metavar="CLASS,...",
     )
+    truth: str | None = opt(
+        None,
+        "sound event detection truth, a DCASE TSV (filename onset offset event_label); needed by SED inputs "
+        "(detections TSVs, folders of *_th_<t>.tsv, frame_scores predictions)",
+        metavar="TSV",
+    )
+    durations: str | None = opt(
+        None,
+        "the clips to evaluate and their lengths, a DCASE TSV (filename duration); needed with --truth",
+        metavar="TSV",
+    )
+    threshold: float = opt(DEFAULT_THRESHOLD, "SED: decision threshold of every class on frame scores (paper 003)")
+    median_s: float = opt(
+        DEFAULT_MEDIAN_S,
+        "SED: median filter length (s) on frame scores, in frames max(floor(median_s / hop), 1) (paper 003: "
+        "0.45 s = 7 frames of 63.75 ms)",
+    )
+    operating_points: int = opt(
+        N_OPERATING_POINTS,
+        "SED: besides the threshold-free PSDS of frame scores, the PSDS over this many thresholds 0.01 .. 0.99 "
+        "(the DCASE 2020 evaluation: 50; 0: none)",
+    )
+    plot_clips: int = opt(4, "SED: draw scores, detections and truth of this many clips per frame-score system")
 
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ValueError("evaluate: give at least one input (predictions, ensemble folder or score table)")
+        if (self.truth is None) != (self.durations is None):
+            raise ValueError("evaluate: --truth and --durations go together (SED inputs need both)")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"evaluate: threshold must be in [0, 1], got {self.threshold}")
+        if self.median_s < 0 or self.operating_points < 0 or self.plot_clips < 0:
+            raise ValueError("evaluate: median_s, operating_points and plot_clips must be >= 0")
 
 
 @dataclasses.dataclass
@@ -75,6 +135,25 @@ class System:
     clips: tuple[Scores, list[str]] | None  # (scores, truth per row)
     segments: tuple[Scores, list[str]] | None
     segment_kind: str = "segments"
+
+
+@dataclasses.dataclass
+class SedSystem:
+    name: str
+    source: str
+    kind: str  # "detections" | "operating_points" | "frame_scores"
+    data: Any  # {clip: events} | {threshold: {clip: events}} | avs.eval.sed.FrameScores
+
+
+def sed_input_kind(path: str) -> str | None:
+    """ "detections" (a TSV file), "operating_points" (a folder of *_th_<t>.tsv) or None (an avs file / folder)."""
+    from avs.eval.sed_post import threshold_files
+
+    if os.path.isfile(path) and path.lower().endswith(DETECTION_SUFFIXES):
+        return "detections"
+    if os.path.isdir(path) and threshold_files(path):
+        return "operating_points"
+    return None
 
 
 def _split_input(text: str) -> tuple[str | None, str]:
@@ -108,14 +187,27 @@ def _clip_truth(clip_ids: np.ndarray, row_ids: np.ndarray, labels: list[str]) ->
     return [first.get(str(c), "") for c in clip_ids]
 
 
-def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...]]:
+def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...] | None, list[SedSystem]]:
+    """The inputs of ``cfg``: (classification systems, their classes, SED systems)."""
+    from avs.eval.sed import frame_scores_from_table
+    from avs.eval.sed_post import read_events_tsv, threshold_files
     from avs.predictions import prediction_kind, read_predictions
     from avs.shards.storage import Storage
 
     systems: list[System] = []
+    sed: list[SedSystem] = []
     classes = tuple(cfg.classes) if cfg.classes else None
     for item in cfg.inputs:
         name, path = _split_input(item)
+        sys_name = name or Path(path.rstrip("/")).name.removesuffix(".parquet").removesuffix(".tsv")
+        sed_kind = sed_input_kind(path)
+        if sed_kind == "detections":
+            sed.append(SedSystem(sys_name, path, sed_kind, read_events_tsv(path)))
+            continue
+        if sed_kind == "operating_points":
+            ops = {t: read_events_tsv(p) for t, p in threshold_files(path).items()}
+            sed.append(SedSystem(sys_name, path, sed_kind, ops))
+            continue
         storage = Storage(path)
         if storage.exists("ensemble.json"):
             info = storage.read_json("ensemble.json")
@@ -138,9 +230,11 @@ def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...]]:
             raise ValueError(
                 f"{path}: avs evaluate has no metrics for {kind!r} predictions yet (it evaluates {EVALUATED_KINDS})"
             )
+        if kind == "frame_scores":
+            sed.append(SedSystem(sys_name, path, kind, frame_scores_from_table(table, table_classes)))
+            continue
         classes = classes or tuple(table_classes)
         rows, labels = _from_table(table, classes, path)
-        sys_name = name or Path(path.rstrip("/")).name.removesuffix(".parquet")
         per_row = len(set(rows.clip_ids.tolist())) < len(rows)
         if per_row:
             clip_scores = average_segments(rows)
@@ -157,22 +251,78 @@ def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...]]:
         else:
             clips, segs, kind = _labelled(rows, labels, classes), None, "segments"
         systems.append(System(sys_name, path, clips, segs, kind))
-    if classes is None:
+    if systems and classes is None:
         raise ValueError("no classes found in the inputs")
-    names = [s.name for s in systems]
+    names = [s.name for s in systems] + [s.name for s in sed]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"two inputs are named {dup}; name them with NAME=PATH")
-    return systems, classes
+    if sed and cfg.truth is None:
+        raise ValueError(
+            f"sound event detection inputs ({', '.join(s.source for s in sed)}) need --truth TRUTH.tsv and "
+            "--durations DURATIONS.tsv"
+        )
+    return systems, classes, sed
+
+
+def evaluate_sed_systems(cfg: EvaluateConfig, sed: list[SedSystem], out: Path, log: TextIO) -> dict[str, Any]:
+    """Every SED system of ``sed`` against ``cfg.truth`` over the clips of ``cfg.durations``: report folders,
+    the side-by-side table and one PSD-ROC of all systems; -> {name: metrics}."""
+    from avs.eval.sed import evaluate_sed
+    from avs.eval.sed_post import read_durations_tsv, read_events_tsv
+
+    assert cfg.truth is not None and cfg.durations is not None
+    truth = read_events_tsv(cfg.truth)
+    durations = read_durations_tsv(cfg.durations)
+    results: dict[str, Any] = {}
+    curves: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    for s in sed:
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = {s.kind: s.data}
+        if s.kind == "frame_scores":
+            kwargs.update(median_s=cfg.median_s, threshold=cfg.threshold, n_operating_points=cfg.operating_points)
+        try:
+            res = evaluate_sed(truth, durations, classes=cfg.classes, **kwargs)
+        except ValueError as exc:
+            raise ValueError(f"{s.source}: {exc}") from None
+        fs = s.data if s.kind == "frame_scores" else None
+        m = write_sed_report(
+            out / s.name,
+            res,
+            truth,
+            name=s.name,
+            frame_scores=fs,
+            durations=durations,
+            plot_clips=cfg.plot_clips,
+            filenames=fs.filenames if fs is not None else None,
+        )
+        results[s.name] = {"task": "sed", "source": s.source, "input": s.kind, **m}
+        if "psds" in res.curves:
+            curves[s.name] = res.curves["psds"]
+            values[s.name] = m["psds"]
+        print(
+            f"[avs evaluate] {s.name}: event F1 {m['event_f1_macro']}, PSDS {m['psds']} ({m['psds_method']}), "
+            f"{time.perf_counter() - t0:.1f} s",
+            file=log,
+            flush=True,
+        )
+    write_sed_comparison(out, {n: m for n, m in results.items()})
+    if curves:
+        plot_psd_roc(
+            curves, out / "psd_roc.png", title="PSD-ROC (paper 003: dtc 0.5, gtc 0.5, cttc 0.3)", values=values
+        )
+    return results
 
 
 def run_evaluate(cfg: EvaluateConfig, stream: TextIO | None = None) -> dict[str, Any]:
     """Write the report folder of ``cfg`` (see the module docstring); returns the metrics."""
     log = stream or sys.stderr
     t_start = time.perf_counter()
-    systems, classes = load_systems(cfg)
+    systems, classes, sed = load_systems(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    sed_results = evaluate_sed_systems(cfg, sed, out, log) if sed else {}
     results: dict[str, dict[str, Any]] = {}
     for s in systems:
         entry: dict[str, Any] = {"source": s.source, "segment_kind": s.segment_kind, "clips": None, "segments": None}
@@ -216,42 +366,66 @@ def run_evaluate(cfg: EvaluateConfig, stream: TextIO | None = None) -> dict[str,
                 clip.get("accuracy"),
             ]
         )
-    _write_csv(out / "systems.csv", header, rows)
-    systems_md = markdown_table(
-        ["system", "rows", "n", "log-loss", "accuracy", "clips", "log-loss (clips)", "accuracy (clips)"], rows
-    )
+    report = ["# avs evaluation report\n"]
+    systems_md = ""
+    if results:
+        _write_csv(out / "systems.csv", header, rows)
+        systems_md = markdown_table(
+            ["system", "rows", "n", "log-loss", "accuracy", "clips", "log-loss (clips)", "accuracy (clips)"], rows
+        )
+        pc_header = ["class", *results]
+        pc_rows = [
+            [c, *[(e["clips"] or e["segments"])["per_class"][c]["accuracy"] for e in results.values()]]
+            for c in classes or ()
+        ]
+        per_class_md = markdown_table(pc_header, pc_rows)
+        (out / "per_class.md").write_text(per_class_md)
+        report += [
+            "Log-loss (multi-class, rows renormalised as the DCASE 2021 evaluation did) and accuracy of every "
+            "system, on its rows (1-s audio segments or video frames) and on whole clips (mean over each clip's "
+            "rows, paper 000 sec. 2.4).\n",
+            systems_md,
+            "\n## Accuracy per class (whole clips)\n",
+            per_class_md,
+            "\n## Confusion matrices\n",
+            "".join(
+                f"- {n}: `{n}/confusion.png`" + (f", `{n}/segments/confusion.png`" if e["segments"] else "") + "\n"
+                for n, e in results.items()
+            ),
+        ]
+    if sed_results:
+        sed_md = (out / "sed_systems.md").read_text()
+        systems_md += ("\n" if systems_md else "") + sed_md
+        report += [
+            "\n## Sound event detection\n" if results else "",
+            "Event-based F1 (sed_eval: 200 ms onset collar, offset collar max(200 ms, 20 % of the event)) and "
+            "segment-based F1 (1-s segments), macro (class average) and micro, as fractions; PSDS "
+            "(sed_scores_eval) with paper 003's settings (dtc 0.5, gtc 0.5, cttc 0.3, alpha_ct 1, alpha_st 0, "
+            "e_max 100) and the DCASE 2021 scenarios psds1 / psds2, threshold-free on scores or over the given "
+            "operating points (column psds_method).\n",
+            sed_md,
+            "".join(
+                f"- {n}: `{n}/per_class.md`"
+                + (f", `{n}/psd_roc.png`" if m["psds"] is not None else "")
+                + f" (F1 of {m['f1_from']})\n"
+                for n, m in sed_results.items()
+            ),
+        ]
     (out / "systems.md").write_text(systems_md)
-    pc_header = ["class", *results]
-    pc_rows = [
-        [c, *[(e["clips"] or e["segments"])["per_class"][c]["accuracy"] for e in results.values()]] for c in classes
-    ]
-    per_class_md = markdown_table(pc_header, pc_rows)
-    (out / "per_class.md").write_text(per_class_md)
-    report = [
-        "# avs evaluation report\n",
-        "Log-loss (multi-class, rows renormalised as the DCASE 2021 evaluation did) and accuracy of every system, "
-        "on its rows (1-s audio segments or video frames) and on whole clips (mean over each clip's rows, "
-        "paper 000 sec. 2.4).\n",
-        systems_md,
-        "\n## Accuracy per class (whole clips)\n",
-        per_class_md,
-        "\n## Confusion matrices\n",
-        "".join(
-            f"- {n}: `{n}/confusion.png`" + (f", `{n}/segments/confusion.png`" if e["segments"] else "") + "\n"
-            for n, e in results.items()
-        ),
-    ]
     (out / "report.md").write_text("\n".join(report))
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     summary = {
-        "classes": list(classes),
-        "systems": results,
+        "classes": list(classes or ()),
+        "systems": {**results, **sed_results},
         "table": [dict(zip(header, r, strict=True)) for r in rows],
+        "sed_table": [
+            {"system": n, **{k: m.get(k) for k in ("n_clips", *SED_SUMMARY)}} for n, m in sed_results.items()
+        ],
         "seconds": round(time.perf_counter() - t_start, 3),
         "version": avs.__version__,
     }
     tmp = out / "metrics.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(tmp, out / "metrics.json")
-    print(f"[avs evaluate] {len(results)} systems -> {out}", file=log, flush=True)
+    print(f"[avs evaluate] {len(results) + len(sed_results)} systems -> {out}", file=log, flush=True)
     return summary

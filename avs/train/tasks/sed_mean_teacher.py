@@ -36,7 +36,6 @@ import pyarrow as pa
 import torch
 import torch.nn.functional as F
 
-from avs.eval.sed_post import median_window_frames
 from avs.train.data import channel_stats, feature_info, fixed_list_to_numpy
 from avs.train.ema import ema_copy, update_ema
 from avs.train.optim import exp_rampup
@@ -126,7 +125,14 @@ class MeanTeacherSED(Task):
         self._val: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (vid, student, teacher) per batch
 
     # ------------------------------------------------------------------ driver
-    def _read(self, first, split: str | None, kinds: tuple[str, ...] | None, limit: int | None):
+    def _read(
+        self,
+        first,
+        split: str | None,
+        kinds: tuple[str, ...] | None,
+        limit: int | None,
+        exclude_split: str | None = None,
+    ):
         import ray.data
         from ray.data.expressions import col, lit
 
@@ -137,12 +143,25 @@ class MeanTeacherSED(Task):
         ds = ray.data.read_parquet(storage.path(""), filesystem=storage.fs).select_columns([*cols, first.column])
         if split is not None:
             ds = ds.filter(expr=col("split") == lit(split))
+        if exclude_split is not None:
+            ds = ds.filter(expr=col("split") != lit(exclude_split))
         if kinds is not None:
             ds = ds.filter(expr=col("label_kind").is_in(list(kinds)))
         return ds.limit(limit) if limit else ds
 
-    def _rows(self, ds) -> int:
-        return int(ds.count())
+    def _metadata(self, first) -> dict[str, list]:
+        """The label columns of every row (clip_id, split, label_kind, labels, events), read with pyarrow."""
+        import pyarrow.parquet as pq
+
+        from avs.shards.storage import Storage
+
+        storage = Storage(first.folder)
+        cols = [c for c in ("clip_id", "split", "label_kind", "labels", "events") if c in first.columns]
+        table = pq.read_table(storage.path(""), filesystem=storage.fs, columns=cols)
+        return {
+            c: table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
+            for c in ("clip_id", "split", "label_kind", "labels", "events")
+        }
 
     def prepare(self) -> Prepared:
         from avs.models import create_model
@@ -186,40 +205,41 @@ class MeanTeacherSED(Task):
             "hop_s": hop_s,
         }
         fn = {**spec_base, "shape": (n_mels, n_frames), "classes": classes}
+        meta = self._metadata(first)  # one pyarrow read of the label columns (no features)
+        in_val = np.asarray([v == val_split for v in meta["split"]]) if val_split is not None else None
         for name, size in sizes.items():
             if size == 0:
                 continue
-            ds = self._read(first, None, (name,), run.max_train_rows)
-            if val_split is not None:
-                from ray.data.expressions import col, lit
-
-                ds = ds.filter(expr=col("split") != lit(val_split))
-            rows[name] = self._rows(ds)
+            chosen = np.asarray([k == name for k in meta["label_kind"]])
+            if in_val is not None:
+                chosen &= ~in_val
+            rows[name] = min(int(chosen.sum()), run.max_train_rows or int(chosen.sum()))
             if rows[name] < size:
                 raise ValueError(
                     f"stream {name!r}: {rows[name]} clips with label_kind {name!r} outside split {val_split!r}, "
                     f"fewer than its {size} rows per step (set task_params.{name}_batch=0 to leave it out)"
                 )
+            ds = self._read(first, None, (name,), None, exclude_split=val_split)
+            ds = ds.limit(run.max_train_rows) if run.max_train_rows else ds
             ds = ds.map_batches(_with_vid, batch_format="pyarrow").map_batches(
                 sed_rows, batch_format="pyarrow", fn_kwargs=fn
             )
             datasets[name] = ds.randomize_block_order(seed=run.seed + len(datasets))
-        val = self._read(first, val_split, ("strong",), run.max_val_rows)
-        val_table = val.select_columns(["clip_id", "events"]).to_arrow_refs()
-        truth = _truth(val_table)
+        truth = _truth(meta, val_split, run.max_val_rows)
         rows["val"] = len(truth)
         if not truth:
             raise ValueError(f"no strongly labelled clips in validation split {val_split!r} of {first.folder}")
+        val = self._read(first, val_split, ("strong",), run.max_val_rows)
         datasets["val"] = val.map_batches(_with_vid_of, batch_format="pyarrow", fn_kwargs={"ids": list(truth)})
         datasets["val"] = datasets["val"].map_batches(sed_rows, batch_format="pyarrow", fn_kwargs=fn)
         mean = std = None
-        if cfg.standardize:
-            stats = [
-                d.select_columns(["x"]).map_batches(_mels_first, batch_format="numpy")
-                for d in (datasets[k] for k in sizes if k in datasets)
-            ]
-            union = stats[0].union(*stats[1:]) if len(stats) > 1 else stats[0]
-            mean, std = channel_stats(union)  # per mel band, over every training clip and frame
+        if cfg.standardize:  # per mel band, over every training clip and frame: one pass
+            kinds = tuple(k for k in sizes if k in datasets)
+            stats = self._read(first, None, kinds, run.max_train_rows, exclude_split=val_split)
+            stats = stats.map_batches(
+                _mels_first, batch_format="pyarrow", fn_kwargs={"column": first.column, "shape": (n_mels, n_frames)}
+            )
+            mean, std = channel_stats(stats)
         spec = {
             **spec_base,
             "rows": {k: v for k, v in rows.items() if k != "val"},
@@ -227,7 +247,7 @@ class MeanTeacherSED(Task):
             "durations": {cid: float(n_frames * in_hop_s) for cid in truth},
             "mean": list(mean) if mean else None,
             "std": list(std) if std else None,
-            "median_frames": median_window_frames(cfg.median_filter_s, hop_s),
+            "median_frames": _median_frames(cfg.median_filter_s, hop_s),
         }
         return Prepared(
             datasets=datasets,
@@ -344,7 +364,7 @@ class MeanTeacherSED(Task):
             if len(batches[0]) <= j:
                 continue
             scores = np.concatenate([b[j] for b in batches])
-            detected = self.decode({ids[v]: scores[i] for i, v in enumerate(vid)})
+            detected = self.decode({ids[v]: scores[i] for i, v in enumerate(vid) if v >= 0})
             f1 = event_f1(detected, self._truth_events(), self.classes())
             out[f"val_event_f1{suffix}"] = f1
         return out
@@ -399,6 +419,12 @@ def event_f1(detected: Mapping[str, list], truth: Mapping[str, list], classes: t
     return float(got) if got is not None else 0.0
 
 
+def _median_frames(seconds: float, hop_s: float) -> int:
+    from avs.eval.sed_post import median_window_frames  # (lazy: sed_eval and friends load with avs.eval.sed)
+
+    return median_window_frames(seconds, hop_s)
+
+
 def _predict_rows(table: pa.Table, column: str, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     x = np.ascontiguousarray(np.swapaxes(fixed_list_to_numpy(table.column(column), shape), 1, 2))
     n = table.num_rows
@@ -417,8 +443,8 @@ def _model_fields(name: str) -> set[str]:
     return {f.name for f in dataclasses.fields(MODELS.get(name).config)}
 
 
-def _mels_first(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {"x": np.swapaxes(np.asarray(batch["x"]), 1, 2)}  # (rows, mels, frames): channel_stats per mel
+def _mels_first(table: pa.Table, column: str, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    return {"x": fixed_list_to_numpy(table.column(column), shape)}  # (rows, mels, frames): channel_stats per mel
 
 
 def _with_vid(table: pa.Table) -> pa.Table:
@@ -431,11 +457,13 @@ def _with_vid_of(table: pa.Table, ids: list[str]) -> pa.Table:
     return table.append_column("__vid", pa.array(vid, pa.int64()))
 
 
-def _truth(refs) -> dict[str, list[list[Any]]]:
-    import ray
-
+def _truth(meta: Mapping[str, list], split: str | None, limit: int | None) -> dict[str, list[list[Any]]]:
+    """Validation truth {clip_id: [[onset_s, offset_s, label], ...]} of the strong clips of ``split``."""
     truth: dict[str, list[list[Any]]] = {}
-    for table in ray.get(list(refs)):
-        for cid, events in zip(table.column("clip_id").to_pylist(), table.column("events").to_pylist(), strict=True):
-            truth[str(cid)] = [[float(e["onset_s"]), float(e["offset_s"]), str(e["label"])] for e in (events or [])]
+    for cid, sp, kind, events in zip(meta["clip_id"], meta["split"], meta["label_kind"], meta["events"], strict=True):
+        if kind != "strong" or (split is not None and sp != split):
+            continue
+        truth[str(cid)] = [[float(e["onset_s"]), float(e["offset_s"]), str(e["label"])] for e in (events or [])]
+        if limit and len(truth) >= limit:
+            break
     return dict(sorted(truth.items()))
