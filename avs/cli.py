@@ -190,17 +190,70 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------- demo-data
+DEMO_DATASETS = {
+    "tau": "OUT/tau, the TAU Audio-Visual Urban Scenes 2021 layout (WAV + MP4)",
+    "desed": "OUT/desed, a 12-clip sample of the DESED layout (simple tones / noise bands)",
+    "sed": "OUT/sed, a DESED-style sound event detection set that a CRNN learns in minutes on a CPU "
+    "(paper 003's demo: generated events, synthetic strong + 'recorded' weak / unlabeled / validation clips)",
+}
+
+
+def _demo_dataset_names(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in DEMO_DATASETS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown demo dataset(s) {unknown or [text]}; choose from {', '.join(DEMO_DATASETS)} (comma-separated)"
+        )
+    return names
+
+
 def add_demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", help="folder to write the demo datasets into (OUT/tau, OUT/desed)")
+    from avs.data.demo import SED_DEFAULT_CLIPS
+
+    p.add_argument("out", help="folder to write the demo datasets into (OUT/tau, OUT/desed, OUT/sed)")
+    p.add_argument(
+        "--dataset",
+        type=_demo_dataset_names,
+        default=("tau", "desed"),
+        metavar="NAMES",
+        help="which demo datasets to write, comma-separated: "
+        + "; ".join(f"{k}: {v}" for k, v in DEMO_DATASETS.items())
+        + " (default: tau,desed)",
+    )
     p.add_argument("--clips-per-class", type=int, default=2, help="TAU-layout clips per scene class (default 2)")
-    p.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds (default 10)")
+    p.add_argument("--seconds", type=float, default=10.0, help="TAU-layout clip length in seconds (default 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    for key, what in (
+        ("synthetic", "synthetic strongly labelled soundscapes (train/synthetic20/soundscapes)"),
+        ("weak", "weakly labelled 'recorded' clips (train/weak)"),
+        ("unlabeled", "unlabeled 'recorded' clips (train/unlabel_in_domain)"),
+        ("validation", "strongly labelled 'recorded' validation clips (validation)"),
+    ):
+        p.add_argument(
+            f"--sed-{key}",
+            type=int,
+            default=SED_DEFAULT_CLIPS[key],
+            metavar="N",
+            help=f"--dataset sed: number of {what}, 10 s each (default {SED_DEFAULT_CLIPS[key]})",
+        )
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from avs.data.demo import write_demo_data
 
-    info = write_demo_data(args.out, n_clips_per_class=args.clips_per_class, seconds=args.seconds, seed=args.seed)
+    names = args.dataset if isinstance(args.dataset, tuple) else _demo_dataset_names(args.dataset)
+    sed_clips = {k: getattr(args, f"sed_{k}") for k in ("synthetic", "weak", "unlabeled", "validation")}
+    info = write_demo_data(
+        args.out,
+        n_clips_per_class=args.clips_per_class,
+        seconds=args.seconds,
+        seed=args.seed,
+        tau="tau" in names,
+        desed="desed" in names,
+        sed="sed" in names,
+        sed_clips=sed_clips,
+    )
     print(json.dumps(info, indent=2, default=str))
     return 0
 
@@ -249,7 +302,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         lazy("avs.cluster.cli", "add_cluster_args"),
         lazy("avs.cluster.cli", "cmd_cluster"),
     ),
-    "demo-data": ("write a small synthetic TAU-layout and DESED-layout dataset", add_demo_args, cmd_demo_data),
+    "demo-data": (
+        "write small synthetic datasets: TAU-AV and DESED layouts, and a learnable SED set (--dataset sed)",
+        add_demo_args,
+        cmd_demo_data,
+    ),
     "ensemble": (
         "paper-000 ensemble of prediction files (A: log-mel, V: frame, C: CLIP families) -> per-clip stage scores",
         lazy("avs.ensemble.cli", "add_ensemble_args"),

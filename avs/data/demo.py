@@ -9,7 +9,10 @@
                 evaluate clips without labels, as in the released data.
     out/desed/  DESED layout (see ``avs.data.desed``): 10-s 16 kHz mono clips in audio/train/weak
                 (weak tsv), audio/train/synthetic (strong tsv; the events are in the audio),
-                audio/train/unlabel_in_domain (no tsv).
+                audio/train/unlabel_in_domain (no tsv). A small sample of the layout (10 classes of simple
+                tones / noise bands) for reader and pipeline tests.
+    out/sed/    (``sed=True``, ``write_sed_demo``) a DESED-style sound event detection set that a small CRNN
+                learns on a CPU in minutes (paper 003's demo; see ``write_sed_demo``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from avs.classes import SCENE_CLASSES
+from avs.testing import sound_events
 from avs.testing.media import pick_video_codec, write_video, write_wav
 from avs.testing.signals import colored_noise, event_sound, scene_audio
 
@@ -181,6 +185,129 @@ def write_desed_demo(
     return {"root": str(root), "clips": sum(counts.values()), "subsets": counts}
 
 
+# ------------------------------------------------------------------------------------ learnable SED set
+# subset -> (audio folder under audio/, strong / weak / None labels, acoustic condition, P(no event) per clip)
+SED_SUBSETS: dict[str, tuple[str, str | None, str, float]] = {
+    "synthetic": ("train/synthetic20/soundscapes", "strong", "synthetic", 0.15),
+    "weak": ("train/weak", "weak", "recorded", 0.0),  # DESED's weak clips all have at least one label
+    "unlabeled": ("train/unlabel_in_domain", None, "recorded", 0.15),
+    "validation": ("validation", "strong", "recorded", 0.1),
+}
+SED_DEFAULT_CLIPS = {"synthetic": 60, "weak": 60, "unlabeled": 60, "validation": 30}
+SED_MAX_EVENTS = 3
+
+
+def _youtube_name(rng: np.random.Generator, taken: set[str]) -> str:
+    """A DESED-style recorded-clip file name, ``Y<11-character id>_<start>_<end>.wav``, not in ``taken``."""
+    while True:
+        youtube_id = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"), 11))
+        start_s = float(rng.integers(0, 300))
+        name = f"Y{youtube_id}_{start_s:.3f}_{start_s + DESED_SECONDS:.3f}.wav"
+        if name not in taken:
+            taken.add(name)
+            return name
+
+
+def write_sed_demo(
+    root: str | os.PathLike,
+    n_synthetic: int = SED_DEFAULT_CLIPS["synthetic"],
+    n_weak: int = SED_DEFAULT_CLIPS["weak"],
+    n_unlabeled: int = SED_DEFAULT_CLIPS["unlabeled"],
+    n_validation: int = SED_DEFAULT_CLIPS["validation"],
+    seed: int = 0,
+    *,
+    classes: Sequence[str] = sound_events.SOUND_EVENT_CLASSES,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """A DESED-style SED set under ``root`` whose events a small CRNN can learn (paper 003's layout).
+
+    Written (10-s 16 kHz mono 16-bit WAVs; ``avs.data.read_desed(root)`` reads it)::
+
+        audio/train/synthetic20/soundscapes/<i>.wav   metadata/train/synthetic20/soundscapes.tsv  (strong)
+        audio/train/weak/Y<id>_<s>_<e>.wav           metadata/train/weak.tsv                      (weak)
+        audio/train/unlabel_in_domain/Y<id>_...wav   (no tsv: unlabeled)
+        audio/validation/Y<id>_...wav                metadata/validation/validation.tsv           (strong)
+                                                     metadata/validation/durations.tsv  (filename duration)
+
+    The events are generated sounds of ``classes`` (default the five of ``avs.testing.sound_events``:
+    Alarm_bell_ringing, Dishes, Dog, Frying, Speech; each event's pitch, length and level drawn at random),
+    0-3 per clip (weak clips 1-3; about 15 % of the synthetic / unlabeled and 10 % of the validation clips
+    have none; synthetic clip 0 and validation clip 0 never have one). As in DESED, the synthetic clips and
+    the "recorded" ones differ in acoustics: synthetic = dry events on quiet pink noise; weak, unlabeled and
+    validation = the ``RECORDED`` condition (a reverberant room, brown noise with mains hum, a band-limited
+    and coloured channel, a level change; see ``avs.testing.sound_events``). Strong tsvs list a clip without
+    events on a row with empty onset, offset and label.
+
+    The defaults (60 + 60 + 60 + 30 clips, 35 min of audio, 65 MB, about 350 events) take about 10 s of CPU
+    to write; ``avs extract OUT/sed --preset dcase2020-sed`` takes under a minute on a 2-core CPU, and one
+    epoch of paper 003's CRNN over the 120 labelled clips about 25 s. Each clip depends
+    only on (``seed``, subset, its index): a larger set starts with the clips of a smaller one. Returns
+    {"root", "clips", "subsets": {subset folder: clips}, "events": {subset folder: events}, "classes"}.
+    """
+    sizes = {"synthetic": n_synthetic, "weak": n_weak, "unlabeled": n_unlabeled, "validation": n_validation}
+    for key, n in sizes.items():
+        if n < 0:
+            raise ValueError(f"n_{key} must be >= 0, got {n}")
+    if sum(sizes.values()) == 0:
+        raise ValueError("write_sed_demo: every subset size is 0; nothing to write")
+    unknown = [c for c in classes if c not in sound_events.EVENT_GENERATORS]
+    if unknown or not classes or len(set(classes)) != len(classes):
+        raise ValueError(
+            f"classes must be distinct names of {list(sound_events.EVENT_GENERATORS)}, got {list(classes)}"
+        )
+    root = Path(root)
+    counts: dict[str, int] = {}
+    n_events: dict[str, int] = {}
+    for key_index, (key, (folder_name, kind, condition_name, p_empty)) in enumerate(SED_SUBSETS.items()):
+        if sizes[key] == 0:
+            continue
+        condition = sound_events.CONDITIONS[condition_name]
+        folder = root / "audio" / folder_name
+        folder.mkdir(parents=True, exist_ok=True)
+        names: set[str] = set()
+        lines: list[str] = []
+        durations: list[str] = []
+        total = 0
+        for i in range(sizes[key]):
+            rng = np.random.default_rng([seed, 31, key_index, i])  # this clip only
+            name = f"{i}.wav" if key == "synthetic" else _youtube_name(rng, names)
+            if (i == 0 and kind == "strong") or rng.uniform() < p_empty:
+                wanted = 0
+            else:
+                wanted = int(rng.integers(1, SED_MAX_EVENTS + 1))
+            audio, events = sound_events.soundscape(
+                rng, wanted, condition, DESED_SECONDS, DESED_SAMPLE_RATE_HZ, classes=classes
+            )
+            write_wav(folder / name, audio, DESED_SAMPLE_RATE_HZ, subtype="PCM_16")
+            total += len(events)
+            if kind == "strong":
+                lines += [f"{name}\t{on:.3f}\t{off:.3f}\t{lab}" for on, off, lab in events] or [f"{name}\t\t\t"]
+                durations.append(f"{name}\t{DESED_SECONDS:.3f}")
+            elif kind == "weak":
+                lines.append(f"{name}\t{','.join(sorted({e[2] for e in events}))}")
+            if verbose:
+                print(f"sed: {folder_name}/{name} ({condition.name}, {len(events)} events)", flush=True)
+        if kind is not None:
+            tsv = root / "metadata" / f"{folder_name}.tsv"
+            if key == "validation":
+                tsv = root / "metadata" / "validation" / "validation.tsv"
+                (tsv.parent).mkdir(parents=True, exist_ok=True)
+                text = "filename\tduration\n" + "".join(d + "\n" for d in durations)
+                (tsv.parent / "durations.tsv").write_text(text, encoding="utf-8")
+            header = "filename\tonset\toffset\tevent_label" if kind == "strong" else "filename\tevent_labels"
+            tsv.parent.mkdir(parents=True, exist_ok=True)
+            tsv.write_text(header + "\n" + "".join(line + "\n" for line in lines), encoding="utf-8")
+        counts[folder_name] = sizes[key]
+        n_events[folder_name] = total
+    return {
+        "root": str(root),
+        "clips": sum(counts.values()),
+        "subsets": counts,
+        "events": n_events,
+        "classes": list(classes),
+    }
+
+
 def write_demo_data(
     out: str | os.PathLike,
     n_clips_per_class: int = 2,
@@ -188,18 +315,41 @@ def write_demo_data(
     seed: int = 0,
     classes: Sequence[str] = SCENE_CLASSES,
     *,
+    tau: bool = True,
     desed: bool = True,
     n_desed_clips_per_subset: int = 4,
+    sed: bool = False,
+    sed_clips: dict[str, int] | None = None,
     verbose: bool = False,
 ) -> dict[str, Any]:
-    """Write ``out/tau`` (TAU-AV layout) and, with ``desed``, ``out/desed``; return their paths and counts.
+    """Write ``out/tau`` (TAU-AV layout, with ``tau``), ``out/desed`` (a small DESED-layout sample, with
+    ``desed``) and ``out/sed`` (the learnable SED set of ``write_sed_demo``, with ``sed``; ``sed_clips``
+    overrides its sizes: {"synthetic", "weak", "unlabeled", "validation"} -> clips); return paths and counts.
 
     The default (10 classes x 2 clips of 10 s, 3 x 4 DESED clips) takes a few seconds to write.
     Deterministic: the same arguments give the same files.
     """
+    if not (tau or desed or sed):
+        raise ValueError("write_demo_data: nothing to write (tau, desed and sed are all off)")
     out = Path(out)
-    tau = write_tau_demo(out / "tau", n_clips_per_class, seconds, seed, classes, verbose=verbose)
-    result: dict[str, Any] = {"out": str(out), "tau": tau}
+    result: dict[str, Any] = {"out": str(out)}
+    if tau:
+        result["tau"] = write_tau_demo(out / "tau", n_clips_per_class, seconds, seed, classes, verbose=verbose)
     if desed:
         result["desed"] = write_desed_demo(out / "desed", n_desed_clips_per_subset, seed, verbose=verbose)
+    if sed:
+        sizes = dict(SED_DEFAULT_CLIPS)
+        unknown = set(sed_clips or {}) - set(sizes)
+        if unknown:
+            raise ValueError(f"sed_clips: unknown subset(s) {sorted(unknown)}; known: {list(sizes)}")
+        sizes.update(sed_clips or {})
+        result["sed"] = write_sed_demo(
+            out / "sed",
+            sizes["synthetic"],
+            sizes["weak"],
+            sizes["unlabeled"],
+            sizes["validation"],
+            seed,
+            verbose=verbose,
+        )
     return result
