@@ -298,8 +298,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         mods.net.train()
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        progress = Progress(
-            total=lead_rows, what="samples", interval_s=30.0, stream=log, label=f"avs train epoch {epoch}/{cfg.epochs}"
+        progress = Progress(  # rows of every stream: the lead's rows x (rows per step / the lead's rows per step)
+            total=lead_rows * sum(x.batch_size for x in specs) // lead.batch_size,
+            what="samples",
+            interval_s=30.0,
+            stream=log,
+            label=f"avs train epoch {epoch}/{cfg.epochs}",
         )
         sums: dict[str, float] = {}
         seen = 0.0
