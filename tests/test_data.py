@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from avs.classes import SCENE_CLASSES
+from avs.classes import DESED_CLASSES, SCENE_CLASSES
 from avs.data import (
     DATASETS,
     MANIFEST_SCHEMA,
@@ -25,7 +25,7 @@ from avs.data import (
     read_manifest_file,
     read_tau_av,
 )
-from avs.data.demo import DESED_CLASSES, write_demo_data, write_desed_demo, write_tau_demo
+from avs.data.demo import write_demo_data, write_desed_demo, write_tau_demo
 from avs.data.manifest import manifest_from_records
 from avs.data.probe import MEDIA_EXTENSIONS
 from avs.testing import media, signals

@@ -24,23 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from avs.classes import SCENE_CLASSES
+from avs.classes import DESED_CLASSES, SCENE_CLASSES
 from avs.testing import sound_events
 from avs.testing.media import pick_video_codec, write_video, write_wav
 from avs.testing.signals import colored_noise, event_sound, scene_audio
 
-DESED_CLASSES = (
-    "Alarm_bell_ringing",
-    "Blender",
-    "Cat",
-    "Dishes",
-    "Dog",
-    "Electric_shaver_toothbrush",
-    "Frying",
-    "Running_water",
-    "Speech",
-    "Vacuum_cleaner",
-)
 CITIES = ("amsterdam", "barcelona", "helsinki", "lisbon", "london", "lyon", "milan", "paris", "prague", "vienna")
 
 TAU_SAMPLE_RATE_HZ = 48_000

@@ -140,7 +140,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run_predict(cfg)
-    except (FileNotFoundError, ValueError, KeyError, UnsafeCheckpointError) as exc:
+    except (FileNotFoundError, ValueError, KeyError, NotImplementedError, UnsafeCheckpointError) as exc:
         print(f"avs predict: {exc}", file=sys.stderr)
         return 2
     print(

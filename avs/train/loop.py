@@ -143,7 +143,7 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _restore(mods, optimizer, schedule, scaler, task, device) -> dict[str, Any] | None:
+def _restore(mods, optimizer, schedule, scaler, task) -> dict[str, Any] | None:
     """The latest Ray Train checkpoint's state (net, optimizer, schedule, scaler loaded), or None."""
     import ray.train
 
@@ -255,7 +255,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     mods.net = mods.net.to(device)
     optimizer = build_optimizer([p for p in mods.net.parameters() if p.requires_grad], cfg.optimizer)
     schedule = Schedule(optimizer, cfg.schedule.with_steps_per_epoch(steps_per_epoch))
-    restored = _restore(mods, optimizer, schedule, scaler, task, device)
+    restored = _restore(mods, optimizer, schedule, scaler, task)
     start_epoch = int(restored["epoch"]) + 1 if restored else 1
     history = list(restored["history"]) if restored else []
     starts = [*(restored.get("starts", []) if restored else []), start_epoch]

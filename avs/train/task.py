@@ -234,7 +234,7 @@ class Task:
     def predict_dataset(self, split: str | None, limit: int | None) -> Any:
         """Ray Dataset of the rows to predict: key columns (clip_id, segment, split, label, start_s, end_s) and
         the model input ``x``, prepared as for validation; ``split`` None = every row."""
-        raise NotImplementedError
+        raise NotImplementedError(f"task {self.name!r} does not predict: it defines no predict_dataset()")
 
     def predict_scores(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Model outputs -> the scores of ``prediction`` (clip_probs: ``(rows, classes)`` that sum to 1)."""

@@ -382,9 +382,6 @@ class MeanTeacherSED(Task):
             for cid, s in scores.items()
         }
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
     def export(self, mods: TaskModules) -> torch.nn.Module:
         if self.cfg.export == "teacher" and "teacher" in mods.aux:
             return mods.aux["teacher"]
