@@ -9,16 +9,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
 
-from avs.testing.train_shards import vector_column
+from avs.testing.sed_shards import CLASSES, HOP_IN, N_FRAMES, N_MELS, write_desed_shards
 
-CLASSES = ("Dog", "Speech")
-N_MELS, N_FRAMES = 16, 40
 TINY_CRNN = {  # the paper's layout, scaled down: 3 blocks, freq 16 -> 1, time 40 -> 10
     "n_mels": N_MELS,
     "n_frames": N_FRAMES,
@@ -30,7 +27,6 @@ TINY_CRNN = {  # the paper's layout, scaled down: 3 blocks, freq 16 -> 1, time 4
     "rnn_hidden": 8,
     "dropout": 0.0,
 }
-HOP_IN = 255 / 16000  # input frame hop (s)
 
 
 def _run_info(spec: dict, **changes):
@@ -141,59 +137,6 @@ def test_teacher_noise_has_the_asked_snr():
 
 
 # ------------------------------------------------------------------------------------------------ Ray
-
-
-def write_desed_shards(root: Path, seed: int = 0) -> dict[str, int]:
-    """logmel shards as `avs extract --preset dcase2020-sed` writes them, scaled down: (mels, frames) rows of whole
-    clips, label_kind strong / weak / unlabeled, events of the strong clips; a class shows as a raised band."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    counts = {"strong": 8, "weak": 8, "unlabeled": 8, "validation": 4}
-    for subset, n in counts.items():
-        for k in range(n):
-            x = rng.normal(size=(N_MELS, N_FRAMES)).astype(np.float32) * 3 - 50
-            events, labels = [], []
-            for c, label in enumerate(CLASSES):
-                if rng.random() < 0.5:
-                    a = int(rng.integers(0, N_FRAMES // 2))
-                    b = int(rng.integers(a + 4, N_FRAMES))
-                    x[c * 8 : c * 8 + 8, a:b] += 25.0
-                    events.append({"onset_s": a * HOP_IN, "offset_s": b * HOP_IN, "label": label})
-                    labels.append(label)
-            kind = "strong" if subset in ("strong", "validation") else subset
-            rows.append(
-                {
-                    "clip_id": f"{subset}/c{k}",
-                    "split": "validation" if subset == "validation" else f"train/{subset}",
-                    "label_kind": kind,
-                    "labels": sorted(labels) if kind != "unlabeled" else [],
-                    "events": events if kind == "strong" else [],
-                    "x": x,
-                }
-            )
-    event_t = pa.list_(pa.struct([("onset_s", pa.float64()), ("offset_s", pa.float64()), ("label", pa.string())]))
-    table = pa.table(
-        {
-            "clip_id": [r["clip_id"] for r in rows],
-            "segment": pa.array([0] * len(rows), pa.int32()),
-            "start_s": pa.array([0.0] * len(rows)),
-            "end_s": pa.array([N_FRAMES * HOP_IN] * len(rows)),
-            "labels": pa.array([r["labels"] for r in rows], pa.list_(pa.string())),
-            "events": pa.array([r["events"] for r in rows], event_t),
-            "split": [r["split"] for r in rows],
-            "label_kind": [r["label_kind"] for r in rows],
-            "logmel": vector_column(np.stack([r["x"] for r in rows])),
-        }
-    )
-    meta = {
-        b"avs.shape": json.dumps([N_MELS, N_FRAMES]).encode(),
-        b"avs.feature_set": json.dumps(
-            {"name": "logmel", "params": {"hop_length": 255}, "audio": {"sample_rate_hz": 16000}}
-        ).encode(),
-    }
-    (root / "logmel").mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.replace_schema_metadata(meta), root / "logmel" / "part-00000000.parquet")
-    return counts
 
 
 def _config(root: Path, out: Path):

@@ -57,6 +57,7 @@ def _import_builtin_models() -> None:
     # Importing the modules registers them; lazy so `import avs.models` does not import timm.
     import avs.models.clip_fusion  # noqa: F401
     import avs.models.crnn  # noqa: F401
+    import avs.models.crnn_tritrain  # noqa: F401
     import avs.models.timm_cnn  # noqa: F401
 
 

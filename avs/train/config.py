@@ -59,10 +59,20 @@ class TrainConfig:
     num_workers: int = opt(1, help="Ray Train workers (DDP when > 1)")
     use_gpu: Literal["auto"] | bool = opt("auto", help="auto: when the Ray cluster has GPUs")
     cpus_per_worker: float = opt(1.0, help="CPUs reserved per Ray Train worker")
+    torch_threads: int | None = opt(
+        None,
+        help="CPU threads of torch in each worker (None: Ray's default, one per reserved CPU; more lets a laptop's "
+        "one worker use every core while Ray Data reads on the reserved ones)",
+    )
     amp: bool = opt(True, help="mixed precision on CUDA (bf16 where supported, else fp16 with a grad scaler)")
     seed: int = opt(0, help="seeds the weights, the shuffles and the augmentations")
     deterministic: bool = opt(False, help="keep Ray Data's block order (seeded runs repeat exactly; slower ingest)")
     shuffle_buffer_rows: int = opt(256, help="local shuffle buffer of the training iterator (0: no shuffling)")
+    cache_rows: int = opt(
+        0,
+        help="materialise every dataset of at most this many rows once in Ray's object store, so that epochs do "
+        "not read and decode it again (small sets: the per-epoch start of a stream costs seconds); 0: never",
+    )
     max_train_rows: int | None = opt(None, help="smoke runs: train on the first N rows only")
     max_val_rows: int | None = opt(None, help="smoke runs: validate on the first N rows only")
     resume: bool = opt(False, help="continue the run in OUT/<name> from its latest checkpoint")
@@ -75,6 +85,10 @@ class TrainConfig:
             raise ValueError("TrainConfig: shards and out are required")
         if not self.features:
             raise ValueError("TrainConfig.features: name at least one feature set")
+        if self.cache_rows < 0:
+            raise ValueError(f"TrainConfig.cache_rows must be >= 0, got {self.cache_rows}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"TrainConfig.torch_threads must be >= 1 (or None), got {self.torch_threads}")
         if self.classes is not None and (len(set(self.classes)) != len(self.classes) or len(self.classes) < 2):
             raise ValueError(f"TrainConfig.classes must be >= 2 distinct names, got {self.classes}")
         for name in ("epochs", "batch_size", "num_workers", "max_train_rows", "max_val_rows"):

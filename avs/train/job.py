@@ -213,6 +213,9 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     missing = [name for name in [s.name for s in task.train_streams()] + ["val"] if name not in prepared.datasets]
     if missing:
         raise ValueError(f"task {cfg.task!r} prepared no dataset for stream(s) {missing}")
+    for name, ds in list(prepared.datasets.items()):
+        if cfg.cache_rows and prepared.rows.get(name, cfg.cache_rows + 1) <= cfg.cache_rows:
+            prepared.datasets[name] = ds.materialize()  # read + decoded once, epochs iterate the blocks
     run = dataclasses.replace(run, spec=prepared.spec, model_params=prepared.model_params)
     classes = tuple(prepared.spec.get("data", {}).get("classes") or run.classes or ())
     cfg = dataclasses.replace(

@@ -238,6 +238,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
+    if cfg.torch_threads and device.type == "cpu":
+        torch.set_num_threads(int(cfg.torch_threads))
     torch.manual_seed(cfg.seed * 1000 + rank)
     use_amp = bool(cfg.amp and device.type == "cuda")
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16

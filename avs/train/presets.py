@@ -178,6 +178,60 @@ for _name, (_cc, _lr, _w) in {
     TRAIN_PRESETS[f"dcase2020-mean-teacher-ramp-{_name}"] = _p
 
 
+# Paper 004 (Park et al., tri-training + adversarial learning, DCASE 2019 Task 4) §3-4. The paper gives the
+# optimizer, the batch, the features and the algorithm; it names no epochs, no phase lengths, no GRL weight, no
+# layer sizes: what avs chose for those is marked "chosen" (and is a field to change).
+_TRITRAIN = {
+    "task": "sed-tritrain",
+    "model": "crnn-tritrain",  # 004 §3 / Fig. 2: F (7 CNN blocks + 2 Bi-GRU), F1, F2, Ft, D (avs.models.crnn_tritrain)
+    "features": ["logmel"],  # extraction preset dcase2019-tritrain (004 §4.2: 22.05 kHz, 128 mels, 640 frames)
+    "classes": list(DESED_CLASSES),  # DCASE 2019 Task 4's 10 classes (004 §4.1), DESED's
+    "train_split": "all",  # training clips: every subset but the validation one, by label_kind
+    "val_split": "validation",  # 004 §4.3: "the DCASE 2019 challenge's task4 validation dataset"
+    "epochs": 100,  # chosen: 004 gives no count ("for i = 1 to iter"); 50 per phase (task_params.phase1_epochs)
+    "batch_size": 64,  # 004 §4.2 "mini-batch size of 64" (the streams' task_params split it)
+    "optimizer": {
+        "name": "adam",  # 004 §4.2 "Adam optimizer"
+        "lr": 0.001,  # 004 §4.2 "initial learning rate of 0.001"
+        "betas": [0.9, 0.999],  # 004 §4.2 "exponential decay rate for the 1st and 2nd moments of 0.9 and 0.999"
+        "weight_decay": 0.0,  # 004 names none
+    },
+    "schedule": {"name": "constant", "interval": "step"},  # 004 names no schedule ("initial" rate, kept)
+    "task_params": {
+        "strong_batch": 16,  # 64 split as the DCASE 2019 baseline's batch: 1/4 synthetic ...
+        "weak_batch": 16,  # ... 1/4 weak ...
+        "unlabeled_batch": 32,  # ... 1/2 unlabeled (004 gives no split)
+        "phase1_epochs": 50,  # chosen: half of the epochs train the labelers (Algorithm 1 phase 1)
+        "alpha": 1.0,  # chosen: Ganin & Lempitsky's GRL weight (004 eq. 5 names alpha, no value) ...
+        "alpha_schedule": "ganin",  # ... reached by 2 / (1 + exp(-10 p)) - 1
+        "ortho_weight": 1.0,  # 004 §3.2 "We set lambda to 1.0"
+        "pseudo_threshold": 0.5,  # 004 §3.2 "We set this threshold to 0.5"
+        "threshold": 0.5,  # post-processing as paper 003 §3.2 (004 names none)
+        "median_filter_s": 0.45,  # 003 §3.2
+        "select_best_by": "val_event_f1",  # Ft's event-F1 (004 Table 1's first column)
+    },
+}
+
+
+def _tritrain(adversarial: str, tri_training: bool, **task_params: Any) -> dict[str, Any]:
+    out = copy.deepcopy(_TRITRAIN)
+    out["task_params"].update(adversarial=adversarial, tri_training=tri_training, **task_params)
+    return out
+
+
+# 004 Table 1, one preset per row avs can run
+# "Our baseline ... feature extractor F and classifier F_t ... trained using the strongly labeled synthetic data
+# and weakly labeled real data": S and W only, half the batch each
+TRAIN_PRESETS["dcase2019-tritrain-baseline"] = _tritrain(
+    "none", False, strong_batch=32, weak_batch=32, unlabeled_batch=0
+)
+TRAIN_PRESETS["dcase2019-tritrain-adv-whole"] = _tritrain("whole", False)  # Adv.whole: D on the whole feature map
+TRAIN_PRESETS["dcase2019-tritrain-adv-time"] = _tritrain("time", False)  # Adv.time: D per time frame
+TRAIN_PRESETS["dcase2019-tritrain-tri"] = _tritrain("none", True)  # Tri-training
+TRAIN_PRESETS["dcase2019-tritrain-adv-whole-tri"] = _tritrain("whole", True)  # Adv.whole + Tri-training
+TRAIN_PRESETS["dcase2019-tritrain-adv-time-tri"] = _tritrain("time", True)  # Adv.time + Tri-training (best)
+
+
 def train_preset(name: str) -> dict[str, Any]:
     try:
         return copy.deepcopy(TRAIN_PRESETS[name])
