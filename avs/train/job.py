@@ -93,6 +93,14 @@ def ingest_options(deterministic: bool = False):
     )
 
 
+def _batch_text(task: Any, cfg: TrainConfig) -> str:
+    """Rows per step: the batch size, or each stream's when a task mixes several (``strong 3 + weak 3``)."""
+    streams = task.train_streams()
+    if len(streams) == 1:
+        return str(streams[0].batch_size)
+    return " + ".join(f"{s.name} {s.batch_size}" for s in streams)
+
+
 def _use_gpu(setting: Any) -> bool:
     import ray
 
@@ -228,7 +236,7 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     print(
         f"[avs train] task {cfg.task}, {cfg.model} on {list(cfg.features)}: "
         + ", ".join(f"{n} {name}" for name, n in train_rows.items())
-        + f" / {prepared.rows.get('val', 0)} val rows, {cfg.epochs} epochs, batch {cfg.batch_size} x "
+        + f" / {prepared.rows.get('val', 0)} val rows, {cfg.epochs} epochs, batch {_batch_text(task, cfg)} x "
         f"{cfg.num_workers} worker(s), {'GPU' if use_gpu else 'CPU'}; run folder {out.path(cfg.name)}",
         file=log,
         flush=True,
