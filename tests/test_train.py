@@ -93,6 +93,12 @@ def test_train_config_defaults_presets_and_cli_layering(tmp_path):
         TrainConfig(shards="s", out="o", features=())
     with pytest.raises(ValueError, match="folds and fold"):
         TrainConfig(shards="s", out="o", folds=5)
+    with pytest.raises(ValueError, match="torch_threads"):
+        TrainConfig(shards="s", out="o", torch_threads=0)
+    with pytest.raises(ValueError, match="cache_rows"):
+        TrainConfig(shards="s", out="o", cache_rows=-1)
+    laptop = build_parser().parse_args(["train", "S", "--out", "O", "--torch-threads", "2", "--cache-rows", "500"])
+    assert (train_config_from_args(laptop).torch_threads, train_config_from_args(laptop).cache_rows) == (2, 500)
     bad = build_parser().parse_args(["train", "S", "--out", "O", "--set", "optimizer.gamma=0.5"])
     with pytest.raises((ValueError, TypeError, KeyError)):
         train_config_from_args(bad)  # unknown keys stay refused
