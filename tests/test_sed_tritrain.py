@@ -29,6 +29,19 @@ TINY = {  # crnn-tritrain scaled down: 3 blocks, freq 16 -> 1, time 40 -> 10
 }
 
 
+TINY_MT = {  # crnn-dcase2020 at the same scale
+    "n_mels": N_MELS,
+    "n_frames": N_FRAMES,
+    "filters": [4, 8, 8],
+    "kernel_size": [3, 3, 3],
+    "padding": [1, 1, 1],
+    "stride": [1, 1, 1],
+    "pooling": [[2, 2], [2, 2], [1, 4]],
+    "rnn_hidden": 8,
+    "dropout": 0.0,
+}
+
+
 # ------------------------------------------------------------------------------------------------ pure parts
 
 
@@ -316,3 +329,39 @@ def test_tritrain_switches_phase_resumes_in_phase2_exactly_and_predicts(ray_loca
     table = pq.read_table(tmp_path / "pred" / "predictions.parquet")
     assert table.schema.metadata[b"avs.kind"] == b"frame_scores" and pred["kind"] == "frame_scores"
     assert table.num_rows == counts["validation"] * (N_FRAMES // 4)
+
+
+def test_bce_of_probabilities_runs_under_autocast():
+    from avs.train.losses import bce_probs
+
+    p, y = torch.tensor([0.2, 0.9]), torch.tensor([0.0, 1.0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = bce_probs(p.bfloat16(), y)
+    assert got.dtype == torch.float32 and float(got) == pytest.approx(float(F.binary_cross_entropy(p, y)), rel=1e-2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["sed-tritrain", "sed-mean-teacher"])
+def test_sed_steps_on_cuda_under_amp(name):
+    """CUDA autocast refuses binary_cross_entropy: the SED tasks' losses must run with AMP on (the loop's
+    default on GPUs)."""
+    from avs.train.task import StepInfo, create_task
+
+    params = {"strong_batch": 2, "weak_batch": 2, "unlabeled_batch": 2}
+    if name == "sed-mean-teacher":
+        model = {**TINY_MT, "num_classes": len(CLASSES)}
+        run = _run_info(_spec(), model="crnn-dcase2020", model_params=model)
+    else:
+        run = _run_info(_spec())
+    task = create_task(name, params, run)
+    mods = task.build()
+    mods.net = mods.net.cuda()
+    task.on_fit_start(mods)
+    for m in mods.aux.values():
+        m.cuda()
+    batch = {k: {c: t.cuda() for c, t in v.items()} for k, v in _batch().items()}
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = task.training_step(mods, batch, StepInfo(epoch=1, step=0, epochs=2, steps_per_epoch=4))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)

@@ -172,3 +172,11 @@ class BinaryFocalLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha_scalar if self.alpha_scalar is not None else self.alpha
         return binary_focal_loss(logits, target, self.gamma, alpha, self.reduction)
+
+
+def bce_probs(p: torch.Tensor, target: torch.Tensor, reduction: Reduction = "mean") -> torch.Tensor:
+    """Binary cross-entropy of *probabilities* (the CRNNs' sigmoid outputs, as paper 003's reference trains
+    them with ``BCELoss``), in float32 with autocast off: CUDA autocast refuses ``binary_cross_entropy``
+    inside an autocast region ("unsafe to autocast"), whatever the dtype of its inputs."""
+    with torch.autocast(device_type=p.device.type, enabled=False):
+        return F.binary_cross_entropy(p.float(), target.float(), reduction=reduction)

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-import torch.nn.functional as F
 
 from avs.train.data import channel_stats, feature_info, fixed_list_to_numpy
+from avs.train.losses import bce_probs
 from avs.train.streams import StreamSpec
 from avs.train.targets import multi_hot, strong_frames, weak_from_events
 from avs.train.task import Prepared, Task, TaskModules
@@ -255,7 +255,7 @@ class SEDTask(Task):
         x = self._norm(batch["x"].float())
         probs = {k: v.float() for k, v in self.validation_probs(mods, x).items()}
         first = next(iter(probs.values()))
-        loss = F.binary_cross_entropy(first, batch["strong"].float())
+        loss = bce_probs(first, batch["strong"].float())
         self._val.append((batch["vid"].cpu().numpy(), {k: v.cpu().numpy() for k, v in probs.items()}))
         n = int(x.shape[0])
         return {"rows": float(n), "loss": float(loss) * n}

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from avs.train.ema import ema_copy, update_ema
+from avs.train.losses import bce_probs
 from avs.train.optim import exp_rampup
 from avs.train.streams import combine
 from avs.train.task import StepInfo, StepOutput, TaskModules, register_task
@@ -114,12 +115,12 @@ class MeanTeacherSED(SEDTask):
         n = int(x_db.shape[0])
         if "strong" in rows:
             r = rows["strong"]
-            strong_loss = F.binary_cross_entropy(strong_p[r], strong_y[r])
+            strong_loss = bce_probs(strong_p[r], strong_y[r])
             loss = loss + strong_loss
             sums["strong_bce"] = float(strong_loss.detach()) * n
         if "weak" in rows:
             r = rows["weak"]
-            weak_loss = F.binary_cross_entropy(weak_p[r], weak_y[r])
+            weak_loss = bce_probs(weak_p[r], weak_y[r])
             loss = loss + weak_loss
             sums["weak_bce"] = float(weak_loss.detach()) * n
         if cfg.mean_teacher:

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from avs.models.gradient_reversal import ganin_alpha
 from avs.train.ema import ema_copy, unwrap
+from avs.train.losses import bce_probs
 from avs.train.streams import combine
 from avs.train.task import StepInfo, StepOutput, TaskModules, register_task
 from avs.train.tasks.sed_base import SEDTask
@@ -107,7 +108,7 @@ def masked_bce(p: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
     cells = mask.sum()
     if float(cells) == 0.0:
         return p.sum() * 0.0
-    return (F.binary_cross_entropy(p, target, reduction="none") * mask).sum() / cells
+    return (bce_probs(p, target, reduction="none") * mask).sum() / cells
 
 
 def domain_loss(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -160,11 +161,11 @@ class TriTrainSED(SEDTask):
         frame = clip = zero
         if "strong" in rows:
             r = rows["strong"]
-            frame = F.binary_cross_entropy(strong_p[r], parts["strong"][r].float())
+            frame = bce_probs(strong_p[r], parts["strong"][r].float())
         clip_rows = [rows[n] for n in ("strong", "weak") if n in rows and (n == "weak" or self.cfg.clip_loss_on_strong)]
         if clip_rows:
             idx = torch.cat([torch.arange(s.start, s.stop, device=weak_p.device) for s in clip_rows])
-            clip = F.binary_cross_entropy(weak_p[idx], parts["weak"][idx].float())
+            clip = bce_probs(weak_p[idx], parts["weak"][idx].float())
         return frame + clip, float(frame.detach()), float(clip.detach())
 
     def training_step(self, mods: TaskModules, batch, step: StepInfo) -> StepOutput:
