@@ -249,3 +249,16 @@ def test_state_dict_from_reference():
     assert sorted(result.missing_keys) == ["head.dense_softmax.bias", "head.dense_softmax.weight"]
     assert torch.equal(m.rnn.weight_hh_l1_reverse, rnn["rnn.weight_hh_l1_reverse"])
     assert torch.equal(m.cnn.glu4.linear.weight, cnn["glu4.linear.weight"])
+
+
+def test_init_choice_reference_or_pytorch():
+    from avs.models.crnn import GLU
+
+    ref = create_model("crnn-dcase2020")
+    torch_init = create_model("crnn-dcase2020", init="pytorch")
+    glu_ref = [m.linear.weight.std().item() for m in ref.modules() if isinstance(m, GLU)]
+    glu_pt = [m.linear.weight.std().item() for m in torch_init.modules() if isinstance(m, GLU)]
+    assert all(abs(s - 0.01) < 0.003 for s in glu_ref)  # reference weights_init: N(0, 0.01)
+    assert all(s > 0.04 for s in glu_pt)  # PyTorch's kaiming-uniform default: 1 / sqrt(3 C) >= 0.05
+    with pytest.raises(ValueError, match="init"):
+        create_model("crnn-dcase2020", init="xavier")

@@ -65,6 +65,7 @@ class TriTrainCRNNConfig:
     labelers: bool = True  # False: no F1 / F2 (004's "own baseline" and Adv.* rows train F + Ft (+ D) only)
     domain: Literal["none", "whole", "time"] = "time"  # 004 §3.1 Adv.whole / Adv.time; none: no D
     domain_hidden: int = 128  # 004 gives no size
+    init: Literal["reference", "pytorch"] = "reference"  # paper 003's reference init or PyTorch's (avs.models.crnn)
 
     def __post_init__(self) -> None:
         if self.domain not in ("none", "whole", "time"):
@@ -87,6 +88,7 @@ class TriTrainCRNNConfig:
             dropout=self.dropout,
             rnn_hidden=self.rnn_hidden,
             rnn_layers=self.rnn_layers,
+            init=self.init,
         )
 
 
@@ -152,7 +154,7 @@ class TriTrainCRNN(nn.Module):
             if cfg.domain == "none"
             else DomainHead(self.num_features, cfg.domain_hidden, cfg.domain, self.frames_out, cfg.dropout)
         )
-        if self.domain is not None:
+        if self.domain is not None and cfg.init == "reference":
             self.domain.apply(reference_init)
         self.num_classes = cfg.num_classes
 
@@ -162,7 +164,8 @@ class TriTrainCRNN(nn.Module):
         if num_classes > 0:
             for name in names:
                 heads[name] = SEDHead(self.num_features, self.cfg.head_hidden, num_classes, self.cfg.dropout)
-        heads.apply(reference_init)  # Linear N(0, 0.01), biases 0 (paper 003's reference init)
+        if self.cfg.init == "reference":
+            heads.apply(reference_init)  # Linear N(0, 0.01), biases 0 (paper 003's reference init)
         return heads
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
