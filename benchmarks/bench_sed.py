@@ -145,10 +145,18 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]  # fmt: skip
     for row in table:
-        cells = [f"{row[k + '_mean']:.3f} ± {row[k + '_std']:.3f}" for k in METRICS]
+        cells = [
+            "n/a" if row[k + "_mean"] != row[k + "_mean"] else f"{row[k + '_mean']:.3f} ± {row[k + '_std']:.3f}"
+            for k in METRICS
+        ]
         rate = f"{row['train_clips_per_s_mean']:.2f}"
         lines.append(f"| {row['system']} | {row['preset']} | " + " | ".join(cells) + f" | {rate} |")
-    lines += ["", "Means ± standard deviations over the seeds; every run in the JSON file.", ""]
+    lines += [
+        "",
+        "Means ± standard deviations over the seeds (n/a: sed_eval gives no value, e.g. a system that detects "
+        "nothing); every run, with micro F1 and psds1, in the JSON file.",
+        "",
+    ]
     with open(results / f"{args.name}_{device}.md", "a") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
