@@ -14,63 +14,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avs.testing.sed_shards import CLASSES, HOP_IN, N_FRAMES, N_MELS, write_desed_shards
-
-TINY_CRNN = {  # the paper's layout, scaled down: 3 blocks, freq 16 -> 1, time 40 -> 10
-    "n_mels": N_MELS,
-    "n_frames": N_FRAMES,
-    "filters": [4, 8, 8],
-    "kernel_size": [3, 3, 3],
-    "padding": [1, 1, 1],
-    "stride": [1, 1, 1],
-    "pooling": [[2, 2], [2, 2], [1, 4]],
-    "rnn_hidden": 8,
-    "dropout": 0.0,
-}
+from avs.testing.sed_shards import CLASSES, HOP_IN, N_FRAMES, N_MELS, TINY_CRNN, run_fields, write_desed_shards
 
 
-def _run_info(spec: dict, **changes):
+def _run_info(spec: dict | None = None, **changes):
     from avs.train.task import RunInfo
 
-    base = {
-        "shards": "s",
-        "model": "crnn-dcase2020",
-        "model_params": {**TINY_CRNN, "num_classes": len(CLASSES)},
-        "features": ("logmel",),
-        "classes": CLASSES,
-        "label_column": "labels",
-        "label_table": None,
-        "train_split": None,
-        "val_split": "validation",
-        "train_clips": None,
-        "val_clips": None,
-        "batch_size": 6,
-        "max_train_rows": None,
-        "max_val_rows": None,
-        "seed": 0,
-        "spec": spec,
-    }
-    return RunInfo(**{**base, **changes})
-
-
-def _spec() -> dict:
-    return {
-        "classes": list(CLASSES),
-        "n_out": N_FRAMES // 4,
-        "hop_s": HOP_IN * 4,
-        "mean": None,
-        "std": None,
-        "median_frames": 3,
-        "truth": {},
-        "rows": {"strong": 8, "weak": 8, "unlabeled": 8},
-    }
+    return RunInfo(**run_fields("crnn-dcase2020", TINY_CRNN, spec, **changes))
 
 
 def test_one_mean_teacher_step_losses_ema_and_ramp():
     from avs.train.task import StepInfo, create_task
 
     params = {"strong_batch": 2, "weak_batch": 2, "unlabeled_batch": 2, "teacher_snr_db": None, "rampup_epochs": 50}
-    task = create_task("sed-mean-teacher", params, _run_info(_spec()))
+    task = create_task("sed-mean-teacher", params, _run_info())
     torch.manual_seed(0)
     mods = task.build()
     task.on_fit_start(mods)
@@ -117,7 +74,7 @@ def test_one_mean_teacher_step_losses_ema_and_ramp():
     for p_t, p_0, p_s in zip(teacher.parameters(), before, mods.net.parameters(), strict=True):
         assert torch.allclose(p_t, 0.5 * p_0 + 0.5 * p_s)
     # supervised only: no teacher, no consistency
-    sup = create_task("sed-mean-teacher", {**params, "mean_teacher": False, "unlabeled_batch": 0}, _run_info(_spec()))
+    sup = create_task("sed-mean-teacher", {**params, "mean_teacher": False, "unlabeled_batch": 0}, _run_info())
     mods2 = sup.build()
     sup.on_fit_start(mods2)
     assert "teacher" not in mods2.aux

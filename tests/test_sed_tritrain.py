@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avs.testing.sed_shards import CLASSES, HOP_IN, N_FRAMES, N_MELS, write_desed_shards
+from avs.testing.sed_shards import CLASSES, N_FRAMES, N_MELS, TINY_CRNN, run_fields, write_desed_shards
 
 TINY = {  # crnn-tritrain scaled down: 3 blocks, freq 16 -> 1, time 40 -> 10
     "n_mels": N_MELS,
@@ -25,19 +25,6 @@ TINY = {  # crnn-tritrain scaled down: 3 blocks, freq 16 -> 1, time 40 -> 10
     "rnn_layers": 1,
     "head_hidden": 6,
     "domain_hidden": 5,
-    "dropout": 0.0,
-}
-
-
-TINY_MT = {  # crnn-dcase2020 at the same scale
-    "n_mels": N_MELS,
-    "n_frames": N_FRAMES,
-    "filters": [4, 8, 8],
-    "kernel_size": [3, 3, 3],
-    "padding": [1, 1, 1],
-    "stride": [1, 1, 1],
-    "pooling": [[2, 2], [2, 2], [1, 4]],
-    "rnn_hidden": 8,
     "dropout": 0.0,
 }
 
@@ -125,41 +112,10 @@ def test_model_heads_shapes_and_domain_modes():
 # ------------------------------------------------------------------------------------------------ one step
 
 
-def _run_info(spec: dict, **changes):
+def _run_info(spec: dict | None = None, **changes):
     from avs.train.task import RunInfo
 
-    base = {
-        "shards": "s",
-        "model": "crnn-tritrain",
-        "model_params": {**TINY, "num_classes": len(CLASSES)},
-        "features": ("logmel",),
-        "classes": CLASSES,
-        "label_column": "labels",
-        "label_table": None,
-        "train_split": None,
-        "val_split": "validation",
-        "train_clips": None,
-        "val_clips": None,
-        "batch_size": 6,
-        "max_train_rows": None,
-        "max_val_rows": None,
-        "seed": 0,
-        "spec": spec,
-    }
-    return RunInfo(**{**base, **changes})
-
-
-def _spec() -> dict:
-    return {
-        "classes": list(CLASSES),
-        "n_out": N_FRAMES // 4,
-        "hop_s": HOP_IN * 4,
-        "mean": None,
-        "std": None,
-        "median_frames": 3,
-        "truth": {},
-        "rows": {"strong": 8, "weak": 8, "unlabeled": 8},
-    }
+    return RunInfo(**run_fields("crnn-tritrain", TINY, spec, **changes))
 
 
 def _batch():
@@ -182,7 +138,7 @@ def test_phase1_and_phase2_steps_losses_by_hand():
 
     params = {"strong_batch": 2, "weak_batch": 2, "unlabeled_batch": 2, "phase1_epochs": 1}
     params["alpha_schedule"] = "constant"
-    task = create_task("sed-tritrain", {**params, "alpha": 0.7}, _run_info(_spec()))
+    task = create_task("sed-tritrain", {**params, "alpha": 0.7}, _run_info())
     torch.manual_seed(0)
     mods = task.build()
     task.on_fit_start(mods)
@@ -350,10 +306,11 @@ def test_sed_steps_on_cuda_under_amp(name):
 
     params = {"strong_batch": 2, "weak_batch": 2, "unlabeled_batch": 2}
     if name == "sed-mean-teacher":
-        model = {**TINY_MT, "num_classes": len(CLASSES)}
-        run = _run_info(_spec(), model="crnn-dcase2020", model_params=model)
+        from avs.train.task import RunInfo
+
+        run = RunInfo(**run_fields("crnn-dcase2020", TINY_CRNN))
     else:
-        run = _run_info(_spec())
+        run = _run_info()
     task = create_task(name, params, run)
     mods = task.build()
     mods.net = mods.net.cuda()

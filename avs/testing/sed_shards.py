@@ -74,3 +74,55 @@ def write_desed_shards(root: Path, seed: int = 0, real_offset_db: float = 0.0) -
     (root / "logmel").mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata(meta), root / "logmel" / "part-00000000.parquet")
     return counts
+
+
+# crnn-dcase2020 scaled down to these shards: 3 blocks, freq 16 -> 1, time 40 -> 10
+TINY_CRNN = {
+    "n_mels": N_MELS,
+    "n_frames": N_FRAMES,
+    "filters": [4, 8, 8],
+    "kernel_size": [3, 3, 3],
+    "padding": [1, 1, 1],
+    "stride": [1, 1, 1],
+    "pooling": [[2, 2], [2, 2], [1, 4]],
+    "rnn_hidden": 8,
+    "dropout": 0.0,
+}
+
+
+def worker_spec() -> dict:
+    """What a SED task's ``prepare`` hands its workers (``run.spec``) for these shards, without reading them."""
+    return {
+        "classes": list(CLASSES),
+        "n_out": N_FRAMES // 4,
+        "hop_s": HOP_IN * 4,
+        "mean": None,
+        "std": None,
+        "median_frames": 3,
+        "truth": {},
+        "rows": {"strong": 8, "weak": 8, "unlabeled": 8},
+    }
+
+
+def run_fields(model: str, model_params: dict, spec: dict | None = None, **changes) -> dict:
+    """``avs.train.task.RunInfo(**run_fields(...))`` for one step of a SED task on hand-made batches (no shards
+    read; a mapping, so that this package stays below avs.train)."""
+    base = {
+        "shards": "s",
+        "model": model,
+        "model_params": {**model_params, "num_classes": len(CLASSES)},
+        "features": ("logmel",),
+        "classes": CLASSES,
+        "label_column": "labels",
+        "label_table": None,
+        "train_split": None,
+        "val_split": "validation",
+        "train_clips": None,
+        "val_clips": None,
+        "batch_size": 6,
+        "max_train_rows": None,
+        "max_val_rows": None,
+        "seed": 0,
+        "spec": worker_spec() if spec is None else spec,
+    }
+    return {**base, **changes}

@@ -180,7 +180,7 @@ class TriTrainSED(SEDTask):
         alpha = self.alpha_at(step)
         out = mods.net(x, alpha=alpha, with_domain=cfg.adversarial != "none")
         n = int(x.shape[0])
-        sums: dict[str, float] = {"alpha": alpha * n}
+        sums: dict[str, float] = {"alpha": alpha * n} if cfg.adversarial != "none" else {}
         heads = ("f1", "f2", "ft") if cfg.tri_training and self.phase == 1 else ("ft",)
         loss = x.new_zeros(())
         for head in heads:
