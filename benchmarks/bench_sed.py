@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine  # noqa: E402
 
 METRICS = ("event_f1_macro", "segment_f1_macro", "psds")
+HISTORY = ("val_event_f1", "train_pseudo", "train_domain_accuracy", "train_alpha")
 
 
 def avs(*args: str) -> None:
@@ -93,7 +94,8 @@ def main() -> None:
             if not (pred_dir / "predictions.parquet").exists():
                 avs("predict", str(run_dir), "--split", "validation", "--out", str(pred_dir))
             summary = json.loads((run_dir / "metrics.json").read_text())
-            rates = [h["samples_per_s"] for h in summary.get("history", []) if "samples_per_s" in h]
+            history = summary.get("history", [])
+            rates = [h["samples_per_s"] for h in history if "samples_per_s" in h]
             runs.append(
                 {
                     "system": name,
@@ -103,6 +105,8 @@ def main() -> None:
                     "best_epoch": summary.get("best_epoch"),
                     "train_clips_per_s": statistics.fmean(rates) if rates else None,
                     "wall_s": wall,
+                    # per epoch, what explains a result: every head's validation event-F1, pseudo-labels, D
+                    "history": [{k: v for k, v in h.items() if k == "epoch" or k.startswith(HISTORY)} for h in history],
                 }
             )
             evaluate.append(f"{tag}={pred_dir}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -322,3 +323,20 @@ def test_sed_steps_on_cuda_under_amp(name):
         out = task.training_step(mods, batch, StepInfo(epoch=1, step=0, epochs=2, steps_per_epoch=4))
     out.loss.backward()
     assert torch.isfinite(out.loss)
+
+
+def test_phase2_epoch_without_positive_pseudo_labels_warns():
+    from avs.train.task import create_task
+
+    params = {"adversarial": "none", "tri_training": True, "phase1_epochs": 1}
+    task = create_task("sed-tritrain", params, _run_info())
+    task.phase = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task.train_metrics({"pseudo_positive": 0.0}, 4.0)  # phase 1: no pseudo-labels by design, no warning
+    task.phase = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert task.train_metrics({"pseudo_positive": 0.8}, 4.0)["train_pseudo_positive"] == 0.2
+    with pytest.warns(RuntimeWarning, match="no positive pseudo-label"):
+        task.train_metrics({"pseudo_positive": 0.0, "loss": 2.0}, 4.0)

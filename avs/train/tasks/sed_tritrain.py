@@ -36,6 +36,7 @@ Validation reports the event-F1 of Ft (``val_event_f1``, picks the best epoch) a
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -93,6 +94,12 @@ class TriTrainConfig:
             raise ValueError("TriTrainConfig: 0.5 <= pseudo_threshold < 1 and 0 < threshold < 1")
         if self.alpha < 0 or self.ortho_weight < 0:
             raise ValueError("TriTrainConfig: alpha and ortho_weight must be >= 0")
+
+
+def _is_rank0() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
+        torch.distributed.get_rank() == 0
+    )
 
 
 def pseudo_labels(p1: torch.Tensor, p2: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,6 +244,18 @@ class TriTrainSED(SEDTask):
             loss = loss + clip
             sums["pseudo_clip_bce"] = float(clip.detach()) * n
         return loss
+
+    def train_metrics(self, sums, rows: float) -> dict[str, float]:
+        metrics = super().train_metrics(sums, rows)
+        if self.phase == 2 and metrics.get("train_pseudo_positive", 1.0) == 0.0 and _is_rank0():
+            warnings.warn(
+                "sed-tritrain: phase 2 got no positive pseudo-label this epoch (train_pseudo_positive 0): the phase-1 "
+                "labelers F1 / F2 detect nothing (val_event_f1_f1 / _f2), so Ft is taught silence on W and U. "
+                "Train phase 1 longer (task_params.phase1_epochs) or lower task_params.pseudo_threshold.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return metrics
 
     def validation_probs(self, mods: TaskModules, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = mods.net(x, with_domain=False)
