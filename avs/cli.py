@@ -195,6 +195,8 @@ DEMO_DATASETS = {
     "desed": "OUT/desed, a 12-clip sample of the DESED layout (simple tones / noise bands)",
     "sed": "OUT/sed, a DESED-style sound event detection set that a CRNN learns in minutes on a CPU "
     "(paper 003's demo: generated events, synthetic strong + 'recorded' weak / unlabeled / validation clips)",
+    "ladi": "OUT/ladi, a LADI-style multi-label set (paper 002's demo: generated aerial-looking images where "
+    "classes co-occur, 3-5 disagreeing annotators each, 5%% outliers, and test shots with their truth)",
 }
 
 
@@ -211,7 +213,7 @@ def _demo_dataset_names(text: str) -> tuple[str, ...]:
 def add_demo_args(p: argparse.ArgumentParser) -> None:
     from avs.data.demo import SED_DEFAULT_CLIPS
 
-    p.add_argument("out", help="folder to write the demo datasets into (OUT/tau, OUT/desed, OUT/sed)")
+    p.add_argument("out", help="folder to write the demo datasets into (OUT/tau, OUT/desed, OUT/sed, OUT/ladi)")
     p.add_argument(
         "--dataset",
         type=_demo_dataset_names,
@@ -237,6 +239,8 @@ def add_demo_args(p: argparse.ArgumentParser) -> None:
             metavar="N",
             help=f"--dataset sed: number of {what}, 10 s each (default {SED_DEFAULT_CLIPS[key]})",
         )
+    p.add_argument("--ladi-images", type=int, default=240, metavar="N", help="--dataset ladi: images (default 240)")
+    p.add_argument("--ladi-shots", type=int, default=24, metavar="N", help="--dataset ladi: test shots (default 24)")
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
@@ -253,6 +257,9 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         desed="desed" in names,
         sed="sed" in names,
         sed_clips=sed_clips,
+        ladi="ladi" in names,
+        ladi_images=args.ladi_images,
+        ladi_shots=args.ladi_shots,
     )
     print(json.dumps(info, indent=2, default=str))
     return 0
@@ -323,6 +330,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         "class probabilities of a trained model (or a zero-shot CLIP set) per segment / frame (Ray Data)",
         lazy("avs.train.cli", "add_predict_args"),
         lazy("avs.train.cli", "cmd_predict"),
+    ),
+    "rank": (
+        "top-k clips per class from multi-label scores (paper 002: per-shot max, equal / weighted fusion of systems)",
+        lazy("avs.eval.rank", "add_rank_args"),
+        lazy("avs.eval.rank", "cmd_rank"),
     ),
     "train": (
         "train a model on feature shards with Ray Train (paper-000 recipe; DDP, AMP, checkpoints, resume)",

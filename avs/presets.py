@@ -180,6 +180,21 @@ PRESETS["dcase2021-t1b-test"] = {
     "video": {**PRESETS["dcase2021-t1b"]["video"], "n_frames": 5},  # 000 §3 "five images from each test video"
 }
 
+# Paper 002 (Hitachi at TRECVID DSDI 2020): LADI's still aerial images and the test shots, through the video
+# branch (a still image is a one-frame video, avs.decode.image). One frames set; the training task resizes it.
+PRESETS["trecvid-dsdi"] = {
+    "video": {
+        "sampling": "fps",  # 002 §2.5 "we encoded each shot-clip into image frames using ffmpeg with 10fps"
+        "fps": 10.0,  # 002 §2.5
+        "short_side": 448,  # decode at the largest input of 002 §3 (HRNet-W18: 448 x 448)
+    },
+    "features": [
+        # 002 §3 (1) "Resized to 360x360 (only for HRNet-W18, resized to 448x448)": stored at 448 x 448 (the
+        # larger), each model's input size is the training task's resize
+        {"name": "frames", "extractor": "frames", "params": {"size": [448, 448]}},
+    ],
+}
+
 
 def preset(name: str) -> dict[str, Any]:
     try:

@@ -16,11 +16,12 @@ import pyarrow as pa
 
 from avs.data.desed import read_desed, read_desed_subset
 from avs.data.folder import MANIFEST_FILE_EXTENSIONS, read_folder, read_manifest_file
+from avs.data.ladi import ANSWER_FILES, read_ladi
 from avs.data.manifest import MANIFEST_SCHEMA, manifest_from_records, validate_manifest
 from avs.data.probe import probe_duration_s
 from avs.data.tau import read_tau_av
 
-DATASETS = ("auto", "tau", "desed", "folder", "manifest")
+DATASETS = ("auto", "tau", "desed", "ladi", "folder", "manifest")
 
 __all__ = [
     "DATASETS",
@@ -31,6 +32,7 @@ __all__ = [
     "probe_duration_s",
     "read_desed",
     "read_desed_subset",
+    "read_ladi",
     "read_folder",
     "read_manifest_file",
     "read_tau_av",
@@ -51,19 +53,28 @@ def detect_dataset(source: str | os.PathLike) -> str:
         return "tau"
     if (p / "audio").is_dir() and (p / "metadata").is_dir():
         return "desed"
+    if (p / "images").is_dir() and any((p / n).is_file() for n in ANSWER_FILES):
+        return "ladi"
     return "folder"
 
 
 def load_manifest(source: str | os.PathLike, dataset: str = "auto", **options) -> pa.Table:
     """Manifest of ``source`` read by the ``dataset`` reader.
 
-    ``dataset``: "tau" (``read_tau_av``), "desed" (``read_desed``), "folder" (``read_folder``),
+    ``dataset``: "tau" (``read_tau_av``), "desed" (``read_desed``), "ladi" (``read_ladi``), "folder" (``read_folder``),
     "manifest" (``read_manifest_file``) or "auto": a .csv / .tsv / .parquet file -> manifest; a folder
-    with meta.csv and audio/ -> tau; a folder with audio/ and metadata/ -> desed; any other folder ->
+    with meta.csv and audio/ -> tau; a folder with audio/ and metadata/ -> desed; a folder with images/ and
+    annotations.csv -> ladi (``read_ladi``); any other folder ->
     folder. ``options`` go to the reader (e.g. ``label_from="parent"`` for folders).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     kind = detect_dataset(source) if dataset == "auto" else dataset
-    readers = {"tau": read_tau_av, "desed": read_desed, "folder": read_folder, "manifest": read_manifest_file}
+    readers = {
+        "tau": read_tau_av,
+        "desed": read_desed,
+        "ladi": read_ladi,
+        "folder": read_folder,
+        "manifest": read_manifest_file,
+    }
     return readers[kind](source, **options)

@@ -21,6 +21,7 @@ Soft labels (§2.1, Fig. 1): count each class over all of the image's answers an
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +32,7 @@ import numpy as np
 
 from avs.classes import LADI_CLASSES
 
-IMAGE_COLUMNS = ("url", "img_url", "image_url", "image_uuid", "uuid", "image", "path")
+IMAGE_COLUMNS = ("url", "img_url", "image_url", "image_uuid", "uuid", "image", "path", "shot", "clip_id")
 ANNOTATOR_COLUMNS = ("WorkerId", "worker_id", "annotator", "worker")
 LABEL_COLUMNS = ("Answer", "answer", "labels", "label")
 CATEGORIES = ("damage", "environment", "infrastructure", "vehicles", "vehicle", "water")
@@ -166,3 +167,117 @@ def soft_label_table(
     images = list(answers)
     y = np.stack([soft_labels(answers[i], classes) for i in images]) if images else np.zeros((0, len(classes)))
     return images, y.astype(np.float32), np.asarray([len(answers[i]) for i in images], np.int32)
+
+
+# ------------------------------------------------------------------------------------------------ dataset folder
+
+DATASET_NAME = "ladi"
+ANSWER_FILES = ("annotations.csv", "annotations.tsv", "answers.csv", "answers.tsv")
+SHOT_TRUTH_FILES = ("shots.csv", "shots.tsv")
+
+
+def _split_of(image_id: str, val_fraction: float, seed: int) -> str:
+    """A stable 80 / 20 split (002 §3 (4)): the image's hash, not the file order, decides."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"{seed}:{image_id}".encode(), digest_size=8).digest()
+    return "val" if int.from_bytes(digest, "big") / 2**64 < val_fraction else "train"
+
+
+def read_shot_truth(path: str | Path, classes: Sequence[str] = LADI_CLASSES) -> dict[str, list[str]]:
+    """``shot, labels`` (labels separated by ``|``, ``;`` or ``,``) -> ``{shot stem: [class names]}``; a shot
+    with no label is a negative for every class."""
+    answers = read_answers(path, classes)
+    return {Path(k).stem: sorted({c for answer in v for c in answer}) for k, v in answers.items()}
+
+
+def read_ladi(
+    root: str | Path,
+    answers: str | Path | None = None,
+    classes: Sequence[str] = LADI_CLASSES,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    unknown: Literal["error", "ignore"] = "error",
+):
+    """A LADI-style folder -> a manifest (``avs.data.manifest``)::
+
+        images/**.jpg|png       the still images (002 §2.1: LADI's aerial photos)
+        annotations.csv         one row per annotator answer (``read_answers``: LADI's published layout or
+                                ``image, annotator, labels``); the image column holds a file name or URL,
+                                matched to ``images/`` by its file name
+        shots/*.mp4             optional test shots (002 §2.5: decoded at 10 fps by the extraction preset)
+        shots.csv               their truth, ``shot, labels`` (optional: shots without it are unlabelled)
+
+    Images: clip_id ``image/<stem>``, ``labels`` = every answer's class names *with repeats* (one entry per
+    annotator vote: the soft label of §2.1 is count / largest count over this list, ``avs.train.data``'s
+    ``target: soft``), split ``train`` / ``val`` by a stable hash (002 §3 (4): 80 / 20). Shots: clip_id
+    ``shot/<stem>``, labels = the truth's classes once each, split ``test``. An image named in the answers
+    but missing from ``images/`` is an error naming it; an image without answers is left out (and counted in
+    the error message only if no image has answers).
+    """
+    from avs.data.manifest import manifest_from_records
+    from avs.data.probe import VIDEO_EXTENSIONS
+    from avs.decode.image import IMAGE_EXTENSIONS
+
+    root = Path(root)
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"read_ladi: val_fraction must be in [0, 1), got {val_fraction}")
+    if answers is None:
+        found = [root / n for n in ANSWER_FILES if (root / n).is_file()]
+        if not found:
+            raise FileNotFoundError(f"{root}: no annotator answers ({' / '.join(ANSWER_FILES)}); pass answers=PATH")
+        answers = found[0]
+    votes = read_answers(answers, classes, unknown=unknown)
+    images_dir = root / "images"
+    files = {}
+    if images_dir.is_dir():
+        for p in sorted(images_dir.rglob("*")):
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
+                files.setdefault(p.name, p)
+    records = []
+    missing = []
+    for image, image_answers in votes.items():
+        name = image.rstrip("/").rsplit("/", 1)[-1]
+        path = files.get(name)
+        if path is None:
+            missing.append(image)
+            continue
+        stem = str(path.relative_to(images_dir).with_suffix("")).replace(os.sep, "/")
+        records.append(
+            {
+                "clip_id": f"image/{stem}",
+                "path": str(path.resolve()),
+                "video_path": str(path.resolve()),
+                "duration_s": 0.0,
+                "labels": [c for answer in image_answers for c in answer],
+                "split": _split_of(stem, val_fraction, seed),
+                "dataset": DATASET_NAME,
+                "label_kind": "weak",  # image-level labels, no times
+            }
+        )
+    if missing:
+        raise FileNotFoundError(
+            f"{answers}: {len(missing)} annotated image(s) not found under {images_dir} (first: {missing[:3]})"
+        )
+    shots_dir = root / "shots"
+    if shots_dir.is_dir():
+        truth_file = next((root / n for n in SHOT_TRUTH_FILES if (root / n).is_file()), None)
+        truth = read_shot_truth(truth_file, classes) if truth_file else {}
+        for p in sorted(shots_dir.iterdir()):
+            if not (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS):
+                continue
+            labels = truth.get(p.stem)
+            records.append(
+                {
+                    "clip_id": f"shot/{p.stem}",
+                    "path": str(p.resolve()),
+                    "video_path": str(p.resolve()),
+                    "labels": labels or [],
+                    "split": "test",
+                    "dataset": DATASET_NAME,
+                    "label_kind": "weak" if labels is not None else "unlabeled",
+                }
+            )
+    if not records:
+        raise ValueError(f"{root}: no annotated image and no shot found")
+    return manifest_from_records(records)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from avs.decode.child import ChildProcess, serve
+from avs.decode.image import is_image_path, read_image
 from avs.decode.video import FrameBatch, read_frames
 
 
@@ -51,6 +52,9 @@ def _resolve_request(path: str, times: Any, size: Any) -> tuple[np.ndarray, tupl
 
 def _handle(request: tuple) -> tuple:
     path, times, backend, size, threads = request
+    if is_image_path(path):  # a still image: one frame whatever the sampling rule (paper 002's LADI photos)
+        batch = read_image(path, size)
+        return batch.frames, batch.timestamps_s, batch.indices
     times, size = _resolve_request(path, times, size)
     batch = read_frames(path, times, backend, size, threads=threads)
     return batch.frames, batch.timestamps_s, batch.indices

@@ -24,6 +24,13 @@ Sound event detection (paper 003), with ``--truth TRUTH.tsv --durations DURATION
   psd_roc.png, detections.tsv and (frame scores) clips/<clip>.png; ``sed_systems.csv`` / ``.md`` and
   ``psd_roc.png`` compare them. Classification and SED inputs can be given together.
 
+Multi-label clip ranking (paper 002, TRECVID DSDI), with ``--labels TRUTH.csv`` (``id, labels``: a LADI-style
+``shots.csv``): an ``avs predict`` folder / file of kind ``clip_scores`` (per-frame rows: the max per clip, 002
+§2.5) or an ``avs rank`` folder (one fused row per clip): LRAP (scikit-learn), AP per class over the whole
+ranked list and at depth ``--k`` (1000, TRECVID's list length), mAP of both (``avs.eval.multilabel``); each
+system gets ``<system>/`` with metrics.json, per_class.csv / .md and ap.png (AP bars against the class
+frequency, 002 Fig. 4); ``multilabel_systems.md`` / ``.csv`` compare them.
+
 Writes into ``out`` (through ``avs.eval.report``): ``<system>/`` (whole clips) and ``<system>/segments/`` with
 metrics.json, per_class.csv / .md, confusion.csv / .png; ``systems.csv`` / ``systems.md``: one row per system,
 log-loss and accuracy on segments and on clips side by side (and the SED table); ``per_class.md`` (clip accuracy
@@ -62,9 +69,9 @@ from avs.flags import opt
 from avs.tables import markdown_table
 
 # prediction kinds (avs.predictions.KINDS) this job has metrics for: single-label classification (log-loss,
-# accuracy, confusion) of clip_probs, sound event detection (with --truth) of frame_scores; multi-label metrics
-# come with their task
-EVALUATED_KINDS = ("clip_probs", "frame_scores")
+# accuracy, confusion) of clip_probs, sound event detection (with --truth) of frame_scores, multi-label ranking
+# (with --labels) of clip_scores
+EVALUATED_KINDS = ("clip_probs", "clip_scores", "frame_scores")
 DETECTION_SUFFIXES = (".tsv", ".txt", ".csv")
 
 
@@ -116,6 +123,13 @@ class EvaluateConfig:
         "(the DCASE 2020 evaluation: 50; 0: none)",
     )
     plot_clips: int = opt(4, "SED: draw scores, detections and truth of this many clips per frame-score system")
+    labels: str | None = opt(
+        None,
+        "multi-label truth of clip_scores inputs (avs predict of a multilabel run, avs rank folders): a CSV / TSV "
+        "'id, labels' (labels separated by | ; or ,), ids matching the clip ids or their file stems",
+        metavar="CSV",
+    )
+    k: int = opt(1000, "multi-label: AP at depth k too (TRECVID DSDI lists 1000 shots per class)")
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -124,6 +138,8 @@ class EvaluateConfig:
             raise ValueError("evaluate: --truth and --durations go together (SED inputs need both)")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"evaluate: threshold must be in [0, 1], got {self.threshold}")
+        if self.k < 1:
+            raise ValueError(f"evaluate: k must be >= 1, got {self.k}")
         if self.median_s < 0 or self.operating_points < 0 or self.plot_clips < 0:
             raise ValueError("evaluate: median_s, operating_points and plot_clips must be >= 0")
 
@@ -135,6 +151,16 @@ class System:
     clips: tuple[Scores, list[str]] | None  # (scores, truth per row)
     segments: tuple[Scores, list[str]] | None
     segment_kind: str = "segments"
+
+
+@dataclasses.dataclass
+class MultiLabelSystem:
+    name: str
+    source: str
+    clips: np.ndarray  # (clips,) clip ids
+    scores: np.ndarray  # (clips, classes)
+    classes: tuple[str, ...]
+    frequency: dict[str, float] | None  # per class: the training images of the run (002 Fig. 4), when known
 
 
 @dataclasses.dataclass
@@ -187,8 +213,59 @@ def _clip_truth(clip_ids: np.ndarray, row_ids: np.ndarray, labels: list[str]) ->
     return [first.get(str(c), "") for c in clip_ids]
 
 
-def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...] | None, list[SedSystem]]:
-    """The inputs of ``cfg``: (classification systems, their classes, SED systems)."""
+def _training_frequency(table: pa.Table) -> dict[str, float] | None:
+    """Per-class training rows of the run that made a predictions table (its metrics.json), when it is at hand."""
+    info = json.loads((table.schema.metadata or {}).get(b"avs.predict", b"{}"))
+    model = info.get("model")
+    if not model:
+        return None
+    for folder in list(Path(model).parents)[:3]:
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            rows = (json.loads(metrics.read_text()).get("rows") or {}).get("train") or {}
+            return {c: float(n) for c, n in (rows.get("per_class") or {}).items()} or None
+    return None
+
+
+def load_multilabel(path: str, name: str, table: pa.Table, table_classes, classes) -> MultiLabelSystem:
+    from avs.eval.multilabel import clip_scores_of
+
+    use = tuple(classes or table_classes)
+    clips, scores = clip_scores_of(table, use)
+    rank = json.loads((table.schema.metadata or {}).get(b"avs.rank", b"{}"))
+    frequency = rank.get("frequency") if rank else _training_frequency(table)
+    return MultiLabelSystem(name, path, clips, scores, use, frequency)
+
+
+def evaluate_multilabel_systems(
+    cfg: EvaluateConfig, systems: list[MultiLabelSystem], out: Path, log: TextIO
+) -> dict[str, Any]:
+    from avs.eval.multilabel import (
+        evaluate_multilabel,
+        read_label_truth,
+        truth_matrix,
+        write_multilabel_comparison,
+        write_multilabel_report,
+    )
+
+    assert cfg.labels is not None
+    results: dict[str, Any] = {}
+    for s in systems:
+        truth = truth_matrix(s.clips, read_label_truth(cfg.labels, s.classes), s.classes)
+        res = evaluate_multilabel(truth, s.scores, s.classes, k=cfg.k)
+        m = write_multilabel_report(out / s.name, res, name=s.name, frequency=s.frequency)
+        results[s.name] = {"source": s.source, **m}
+        lrap = "n/a" if m["lrap"] is None else f"{m['lrap']:.3f}"
+        mean_ap = "n/a" if m["map"] is None else f"{m['map']:.3f}"
+        print(f"[avs evaluate] {s.name}: {m['n_clips']} clips, LRAP {lrap}, mAP {mean_ap}", file=log, flush=True)
+    write_multilabel_comparison(out, results)
+    return results
+
+
+def load_systems(
+    cfg: EvaluateConfig,
+) -> tuple[list[System], tuple[str, ...] | None, list[SedSystem], list[MultiLabelSystem]]:
+    """The inputs of ``cfg``: (classification systems, their classes, SED systems, multi-label systems)."""
     from avs.eval.sed import frame_scores_from_table
     from avs.eval.sed_post import read_events_tsv, threshold_files
     from avs.predictions import prediction_kind, read_predictions
@@ -196,6 +273,7 @@ def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...] | N
 
     systems: list[System] = []
     sed: list[SedSystem] = []
+    multilabel: list[MultiLabelSystem] = []
     classes = tuple(cfg.classes) if cfg.classes else None
     for item in cfg.inputs:
         name, path = _split_input(item)
@@ -233,6 +311,9 @@ def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...] | N
         if kind == "frame_scores":
             sed.append(SedSystem(sys_name, path, kind, frame_scores_from_table(table, table_classes)))
             continue
+        if kind == "clip_scores":
+            multilabel.append(load_multilabel(path, sys_name, table, table_classes, cfg.classes))
+            continue
         classes = classes or tuple(table_classes)
         rows, labels = _from_table(table, classes, path)
         per_row = len(set(rows.clip_ids.tolist())) < len(rows)
@@ -253,7 +334,7 @@ def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...] | N
         systems.append(System(sys_name, path, clips, segs, kind))
     if systems and classes is None:
         raise ValueError("no classes found in the inputs")
-    names = [s.name for s in systems] + [s.name for s in sed]
+    names = [s.name for s in systems] + [s.name for s in sed] + [s.name for s in multilabel]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"two inputs are named {dup}; name them with NAME=PATH")
@@ -262,7 +343,11 @@ def load_systems(cfg: EvaluateConfig) -> tuple[list[System], tuple[str, ...] | N
             f"sound event detection inputs ({', '.join(s.source for s in sed)}) need --truth TRUTH.tsv and "
             "--durations DURATIONS.tsv"
         )
-    return systems, classes, sed
+    if multilabel and cfg.labels is None:
+        raise ValueError(
+            f"multi-label inputs ({', '.join(s.source for s in multilabel)}) need --labels TRUTH.csv (id, labels)"
+        )
+    return systems, classes, sed, multilabel
 
 
 def evaluate_sed_systems(cfg: EvaluateConfig, sed: list[SedSystem], out: Path, log: TextIO) -> dict[str, Any]:
@@ -319,10 +404,11 @@ def run_evaluate(cfg: EvaluateConfig, stream: TextIO | None = None) -> dict[str,
     """Write the report folder of ``cfg`` (see the module docstring); returns the metrics."""
     log = stream or sys.stderr
     t_start = time.perf_counter()
-    systems, classes, sed = load_systems(cfg)
+    systems, classes, sed, multilabel = load_systems(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     sed_results = evaluate_sed_systems(cfg, sed, out, log) if sed else {}
+    ml_results = evaluate_multilabel_systems(cfg, multilabel, out, log) if multilabel else {}
     results: dict[str, dict[str, Any]] = {}
     for s in systems:
         entry: dict[str, Any] = {"source": s.source, "segment_kind": s.segment_kind, "clips": None, "segments": None}
@@ -411,12 +497,22 @@ def run_evaluate(cfg: EvaluateConfig, stream: TextIO | None = None) -> dict[str,
                 for n, m in sed_results.items()
             ),
         ]
+    if ml_results:
+        ml_md = (out / "multilabel_systems.md").read_text()
+        systems_md += ("\n" if systems_md else "") + ml_md
+        report += [
+            "\n## Multi-label clip ranking\n",
+            f"LRAP (scikit-learn, over the clips with a true class), mAP over each class's whole ranked list and at "
+            f"depth {cfg.k} (trec_eval's cut-off AP), over the classes with a true clip (paper 002 §2.5).\n",
+            ml_md,
+            "".join(f"- {n}: `{n}/per_class.md`, `{n}/ap.png`\n" for n in ml_results),
+        ]
     (out / "systems.md").write_text(systems_md)
     (out / "report.md").write_text("\n".join(report))
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     summary = {
         "classes": list(classes or ()),
-        "systems": {**results, **sed_results},
+        "systems": {**results, **sed_results, **ml_results},
         "table": [dict(zip(header, r, strict=True)) for r in rows],
         "sed_table": [
             {"system": n, **{k: m.get(k) for k in ("n_clips", *SED_SUMMARY)}} for n, m in sed_results.items()
@@ -427,5 +523,6 @@ def run_evaluate(cfg: EvaluateConfig, stream: TextIO | None = None) -> dict[str,
     tmp = out / "metrics.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(tmp, out / "metrics.json")
-    print(f"[avs evaluate] {len(results) + len(sed_results)} systems -> {out}", file=log, flush=True)
+    n_systems = len(results) + len(sed_results) + len(ml_results)
+    print(f"[avs evaluate] {n_systems} systems -> {out}", file=log, flush=True)
     return summary

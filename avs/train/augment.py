@@ -62,6 +62,11 @@ class FrameAugmentConfig:
     erasing_value: float = 0.0  # torchvision default
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    # "scene": paper 000's pipeline above; "aerial": paper 002 §3 (1) "RandomHorizontalFlip, RandomVerticalFlip,
+    # RandomRotation, and ColorJitter with PyTorch default parameters" (flips p 0.5, jitter 0: a no-op)
+    recipe: Literal["scene", "aerial"] = "scene"
+    rotation_degrees: float = 180.0  # aerial: RandomRotation has no default; 180 (chosen: a photo from above has
+    # no upright, so every angle is as likely)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +146,18 @@ def frame_train_transform(cfg: FrameAugmentConfig = FrameAugmentConfig()):
     """
     from torchvision.transforms import v2
 
+    if cfg.recipe == "aerial":  # paper 002 §3 (1): resize, flips, rotation, colour jitter
+        return v2.Compose(
+            [
+                v2.Resize(list(cfg.size), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.RandomVerticalFlip(),
+                v2.RandomRotation(cfg.rotation_degrees),
+                v2.ColorJitter(cfg.jitter_brightness, cfg.jitter_contrast, cfg.jitter_saturation, cfg.jitter_hue),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean=list(cfg.mean), std=list(cfg.std)),
+            ]
+        )
     return v2.Compose(
         [
             v2.Resize(list(cfg.size), antialias=True),

@@ -4,7 +4,8 @@
     ds = split_dataset(spec, "train", train=True, augment=True)    # ray.data.Dataset with x, y
     for batch in ray.train.get_dataset_shard("train").iter_torch_batches(batch_size=24): ...
 
-Families and what a row of the dataset holds (``x`` float32, ``y`` int64 class index):
+Families and what a row of the dataset holds (``x`` float32, ``y`` int64 class index, or with ``target``
+``multi_hot`` / ``soft`` float32 ``(classes,)`` from every entry of the label list: ``label_targets``):
 
   - ``logmel``: one feature set of ``fixed_size_list<float32>`` with shape ``(chans, n_mels, frames)`` (shape
     JSON in the schema metadata ``avs.shape``) -> ``x`` ``(chans, n_mels, frames)``. Random gain / frequency
@@ -123,6 +124,7 @@ class DataSpec:
     std: tuple[float, ...] | None = None  # log-mel: per-channel standard deviation of the training split
     frame_augment: Any = None  # frames: avs.train.augment.FrameAugmentConfig (as a dict in JSON); None: defaults
     label_table: str | None = None  # labels from this Parquet table (joined on clip_id [+ segment]), not the shards
+    target: str = "index"  # y: "index" (the first label's class index), "multi_hot" or "soft" (see label_targets)
 
     @property
     def kind(self) -> str:
@@ -171,6 +173,37 @@ def label_indices(table: pa.Table, label_column: str, classes: Sequence[str]) ->
     index = {c: i for i, c in enumerate(classes)}
     y = np.asarray([index.get(str(v), -1) for v in labels], dtype=np.int64)
     return y, [str(v) for v in labels]
+
+
+TARGETS = ("index", "multi_hot", "soft")
+
+
+def label_targets(
+    table: pa.Table, label_column: str, classes: Sequence[str], target: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-label targets from a list<string> label column -> ``(y (rows, classes) float32, labelled (rows,)
+    bool)``. Every entry of a row's list is one vote (LADI: one annotator answer, ``avs.data.read_ladi``):
+    ``multi_hot`` = 1 where a class has a vote; ``soft`` = its votes / the row's largest count (paper 002
+    §2.1). A row with no vote for any class is unlabelled (entries that are no class are ignored)."""
+    if target not in TARGETS[1:]:
+        raise ValueError(f"label_targets: target must be one of {TARGETS[1:]}, got {target!r}")
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.zeros((table.num_rows, len(classes)), np.float32)
+    if label_column in table.column_names:
+        for r, labels in enumerate(table.column(label_column).to_pylist()):
+            if isinstance(labels, str):
+                labels = [labels]
+            for name in labels or ():
+                i = index.get(str(name))
+                if i is not None:
+                    y[r, i] += 1.0
+    top = y.max(axis=1, initial=0.0)
+    labelled = top > 0
+    if target == "multi_hot":
+        y = (y > 0).astype(np.float32)
+    else:
+        y[labelled] /= top[labelled, None]
+    return y, labelled
 
 
 def _key_columns(table: pa.Table, labels: list[str]) -> dict[str, Any]:
@@ -229,11 +262,14 @@ def attach_labels(table: pa.Table, label_table: str | None, label_column: str) -
 def _finish(table: pa.Table, x: np.ndarray, spec: DataSpec, keep_keys: bool, drop_unlabeled: bool) -> dict[str, Any]:
     table = attach_labels(table, spec.label_table, spec.label_column)
     y, labels = label_indices(table, spec.label_column, spec.classes)
+    labelled = y >= 0
+    if spec.target != "index":
+        y, labelled = label_targets(table, spec.label_column, spec.classes, spec.target)
     out: dict[str, Any] = {"x": x, "y": y}
     if keep_keys:
         out.update(_key_columns(table, labels))
     if drop_unlabeled:
-        keep = y >= 0
+        keep = labelled
         if not keep.all():
             out = {k: v[keep] for k, v in out.items()}
     return out
@@ -445,9 +481,18 @@ def split_dataset(
 
 
 def _count_batch(
-    table: pa.Table, label_column: str, classes: Sequence[str], label_table: str | None = None
+    table: pa.Table, label_column: str, classes: Sequence[str], label_table: str | None = None, target: str = "index"
 ) -> dict[str, np.ndarray]:
+    """Rows per class (multi-label: rows with a vote for it) and rows with no class."""
     table = attach_labels(table, label_table, label_column)
+    if target != "index":
+        y, labelled = label_targets(table, label_column, classes, target)
+        counts = (y > 0).sum(axis=0).astype(np.int64)
+        return {
+            "counts": counts[None, :],
+            "unknown": np.asarray([int((~labelled).sum())], np.int64),
+            "n": np.asarray([table.num_rows], np.int64),
+        }
     y, _ = label_indices(table, label_column, classes)
     counts = np.bincount(y[y >= 0], minlength=len(classes)).astype(np.int64)
     return {"counts": counts[None, :], "unknown": np.asarray([int((y < 0).sum())], np.int64)}
@@ -459,6 +504,8 @@ def label_counts(
     """``{"rows", "unknown", "per_class": {class: n}}`` of a split (reads only the label column)."""
 
     first = feature_info(spec.shards, spec.features[0])
+    if spec.target != "index" and len(spec.features) > 1:
+        raise ValueError("multi-label targets (target multi_hot / soft) are read from one feature set")
     if len(spec.features) > 1:
         ds = split_dataset(spec, split, limit=limit, drop_unlabeled=False, keep_keys=True, clips=clips)
         ds = ds.select_columns(["y"])
@@ -476,11 +523,19 @@ def label_counts(
             _count_batch,
             batch_format="pyarrow",
             batch_size=4096,
-            fn_kwargs={"label_column": spec.label_column, "classes": spec.classes, "label_table": spec.label_table},
+            fn_kwargs={
+                "label_column": spec.label_column,
+                "classes": spec.classes,
+                "label_table": spec.label_table,
+                "target": spec.target,
+            },
         ).take_all()
         counts = np.sum([r["counts"] for r in rows], axis=0) if rows else np.zeros(len(spec.classes), np.int64)
         unknown = int(sum(int(r["unknown"]) for r in rows))
     per_class = {c: int(n) for c, n in zip(spec.classes, counts, strict=True)}
+    if spec.target != "index":  # a row counts in every class it holds: rows = total, labelled = rows with one
+        total = int(sum(int(r["n"]) for r in rows))
+        return {"rows": total, "labelled": total - unknown, "unknown": unknown, "per_class": per_class}
     return {
         "rows": int(sum(per_class.values())) + unknown,
         "labelled": int(sum(per_class.values())),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from avs.classes import DESED_CLASSES, SCENE_CLASSES
+from avs.classes import DESED_CLASSES, LADI_CLASSES, SCENE_CLASSES
 
 _PAPER000 = {
     "task": "scene",
@@ -230,6 +230,69 @@ TRAIN_PRESETS["dcase2019-tritrain-adv-time"] = _tritrain("time", False)  # Adv.t
 TRAIN_PRESETS["dcase2019-tritrain-tri"] = _tritrain("none", True)  # Tri-training
 TRAIN_PRESETS["dcase2019-tritrain-adv-whole-tri"] = _tritrain("whole", True)  # Adv.whole + Tri-training
 TRAIN_PRESETS["dcase2019-tritrain-adv-time-tri"] = _tritrain("time", True)  # Adv.time + Tri-training (best)
+
+
+# Paper 002 (Hitachi at TRECVID DSDI 2020) §3 "Experimental setting" and Table 2: multi-label classifiers of LADI
+# images with soft labels (§2.1) and focal-loss variants (§2.2). "(5) Other hyper-parameters: same as used in
+# IBN-Net [14] GitHub repository" as paper 000: SGD lr 0.1, momentum 0.9, weight decay 1e-4 (IBN-Net imagenet.py
+# defaults) and its step schedule, lr / 10 every 30 epochs (imagenet.py adjust_learning_rate).
+_PAPER002 = {
+    "task": "multilabel",
+    "model": "frame-resnest50d",  # 002 §2.3 "we selected ResNeSt as a default backbone" (ResNeSt-50d, Table 2)
+    "features": ["frames"],  # extraction preset trecvid-dsdi: images (+ test shots at 10 fps, 002 §2.5)
+    "classes": list(LADI_CLASSES),  # 002 Table 1: 32 classes + 5 none-classes
+    "train_split": "train",  # 002 §3 (4) "80% (train) and 20% (validation)" (avs.data.read_ladi's stable split)
+    "val_split": "val",
+    "epochs": 40,  # 002 §3 (3) "Epoch: 40"
+    "batch_size": 28,  # 002 §3 (2) "Train batch size: 28"
+    "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4},  # IBN-Net
+    "schedule": {"name": "multistep", "interval": "epoch", "milestones": [30], "gamma": 0.1},  # IBN-Net: /10 per 30
+    "task_params": {
+        "loss": "focal",  # 002 Table 2: every row is a focal loss, "gamma: 2.0"
+        "gamma": 2.0,
+        "target": "soft",  # 002 §2.1 soft labels
+        "image_size": [360, 360],  # 002 §3 (1) "Resized to 360x360 (only for HRNet-W18, resized to 448x448)"
+        "augment": True,  # 002 §3 (1) flips, rotation, colour jitter (FrameAugmentConfig recipe "aerial")
+        "select_best_by": "val_lrap",  # 002 Table 2 reports LRAP (the paper does not say how epochs were chosen)
+    },
+}
+
+
+def _paper002(model: str | None = None, **task_params: Any) -> dict[str, Any]:
+    out = copy.deepcopy(_PAPER002)
+    if model:
+        out["model"] = model
+    out["task_params"].update(task_params)
+    # the frame models resize to paper 000's 448 x 448 in forward; here the input is already the recipe's size
+    out["model_params"] = {"input_size": list(out["task_params"]["image_size"])}
+    return out
+
+
+TRAIN_PRESETS["trecvid-dsdi"] = _paper002()  # the default recipe: ResNeSt-50d, focal loss, 360 x 360
+TRAIN_PRESETS["trecvid-dsdi-a01"] = _paper002("frame-regnetx-064")  # Table 2 A01 "RegNet-6.4F"
+TRAIN_PRESETS["trecvid-dsdi-b02"] = _paper002("frame-hrnet-w18", image_size=[448, 448])  # B02 "448*448"
+TRAIN_PRESETS["trecvid-dsdi-c03"] = _paper002(loss="class_balanced", cb_beta=0.999)  # C03 "beta: 0.999"
+TRAIN_PRESETS["trecvid-dsdi-c04"] = _paper002(loss="class_balanced", cb_beta=0.9999)  # C04 "beta: 0.9999"
+TRAIN_PRESETS["trecvid-dsdi-c05"] = _paper002(loss="reduced", rfl_threshold=0.3)  # C05 "th: 0.3"
+TRAIN_PRESETS["trecvid-dsdi-c06"] = _paper002(loss="reduced", rfl_threshold=0.5)  # C06 "th: 0.5"
+TRAIN_PRESETS["trecvid-dsdi-c07"] = _paper002(loss="reduced", rfl_threshold=0.7)  # C07 "th: 0.7"
+TRAIN_PRESETS["trecvid-dsdi-c08"] = _paper002(none_weight=0.1)  # C08 "Multiply the losses of none-classes by 0.1"
+TRAIN_PRESETS["trecvid-dsdi-c09"] = _paper002(none_weight=0.01)  # C09 "... by 0.01"
+# C10 "for snapshot ensembling, we trained Model-C09 in Table 2 for 300 epochs and selected the last epoch model"
+# (§3 (3)): best = the last epoch; the latest 5 epochs' checkpoints are kept as the snapshots (5: our choice)
+TRAIN_PRESETS["trecvid-dsdi-c10"] = {
+    **_paper002(none_weight=0.01, select_best_by="epoch"),
+    "epochs": 300,
+    "num_to_keep": 5,
+    "schedule": {  # IBN-Net's /10 every 30 epochs, over 300 epochs
+        "name": "multistep",
+        "interval": "epoch",
+        "milestones": list(range(30, 300, 30)),
+        "gamma": 0.1,
+    },
+}
+TRAIN_PRESETS["trecvid-dsdi-c11"] = _paper002(outlier_removal=True)  # C11 "Outlier removal technique" (§2.4)
+# C12 (symmetric Lovasz loss) and D13 (SE-IBN-ResNet50) are not in avs
 
 
 def train_preset(name: str) -> dict[str, Any]:
