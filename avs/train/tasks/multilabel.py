@@ -226,7 +226,7 @@ class MultiLabelTask(Task):
 
     def validation_step(self, mods: TaskModules, batch) -> dict[str, float]:
         x, y = batch["x"].float(), batch["y"].float()
-        logits = mods.net(x).float()
+        logits = mods.net(x).float().detach()  # (the engine runs this under no_grad; a direct call may not)
         loss = batch_loss(
             dataclasses.replace(self.cfg, outlier_removal=False), logits, y, self._class_weights(x.device)
         )
