@@ -74,3 +74,27 @@ LADI_CLASS_COUNTS = {
 }
 LADI_CLASSES = tuple(LADI_CLASS_COUNTS)
 LADI_NONE_CLASSES = tuple(c for c in LADI_CLASSES if c.endswith(": none"))
+
+# Pascal VOC 2007 (paper 001's transfer task, Table 2): the 20 classes in the devkit's order.
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)

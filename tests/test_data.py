@@ -469,7 +469,7 @@ def test_read_manifest_clear_errors(media_dir):
 
 
 def test_load_manifest_dispatch(small_tau, small_desed, media_dir):
-    assert DATASETS == ("auto", "tau", "desed", "folder", "manifest")
+    assert DATASETS == ("auto", "tau", "desed", "ladi", "voc", "folder", "manifest")
     _write_tsv(media_dir / "list.csv", ["path", "dog/a.wav"])
     assert detect_dataset(small_tau) == "tau" and detect_dataset(small_desed) == "desed"
     assert detect_dataset(media_dir) == "folder" and detect_dataset(media_dir / "list.csv") == "manifest"
@@ -479,6 +479,8 @@ def test_load_manifest_dispatch(small_tau, small_desed, media_dir):
     assert load_manifest(media_dir, label_from="parent").num_rows == 5
     assert load_manifest(small_tau, dataset="folder").num_rows == 12  # 6 WAV + 6 MP4 as plain files
     with pytest.raises(ValueError, match="dataset must be one of"):
+        load_manifest(media_dir, dataset="coco")
+    with pytest.raises(FileNotFoundError, match="not a VOC folder"):
         load_manifest(media_dir, dataset="voc")
     with pytest.raises(ValueError, match="no such file or folder"):
         load_manifest(media_dir / "missing")

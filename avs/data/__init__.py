@@ -20,8 +20,9 @@ from avs.data.ladi import ANSWER_FILES, read_ladi
 from avs.data.manifest import MANIFEST_SCHEMA, manifest_from_records, validate_manifest
 from avs.data.probe import probe_duration_s
 from avs.data.tau import read_tau_av
+from avs.data.voc import is_voc_root, read_voc
 
-DATASETS = ("auto", "tau", "desed", "ladi", "folder", "manifest")
+DATASETS = ("auto", "tau", "desed", "ladi", "voc", "folder", "manifest")
 
 __all__ = [
     "DATASETS",
@@ -36,6 +37,7 @@ __all__ = [
     "read_folder",
     "read_manifest_file",
     "read_tau_av",
+    "read_voc",
     "validate_manifest",
 ]
 
@@ -55,17 +57,19 @@ def detect_dataset(source: str | os.PathLike) -> str:
         return "desed"
     if (p / "images").is_dir() and any((p / n).is_file() for n in ANSWER_FILES):
         return "ladi"
+    if is_voc_root(p):
+        return "voc"
     return "folder"
 
 
 def load_manifest(source: str | os.PathLike, dataset: str = "auto", **options) -> pa.Table:
     """Manifest of ``source`` read by the ``dataset`` reader.
 
-    ``dataset``: "tau" (``read_tau_av``), "desed" (``read_desed``), "ladi" (``read_ladi``), "folder" (``read_folder``),
-    "manifest" (``read_manifest_file``) or "auto": a .csv / .tsv / .parquet file -> manifest; a folder
-    with meta.csv and audio/ -> tau; a folder with audio/ and metadata/ -> desed; a folder with images/ and
-    annotations.csv -> ladi (``read_ladi``); any other folder ->
-    folder. ``options`` go to the reader (e.g. ``label_from="parent"`` for folders).
+    ``dataset``: "tau" (``read_tau_av``), "desed" (``read_desed``), "ladi" (``read_ladi``), "voc" (``read_voc``),
+    "folder" (``read_folder``), "manifest" (``read_manifest_file``) or "auto": a .csv / .tsv / .parquet file ->
+    manifest; a folder with meta.csv and audio/ -> tau; a folder with audio/ and metadata/ -> desed; a folder
+    with images/ and annotations.csv -> ladi; a folder with JPEGImages/ and ImageSets/Main/ -> voc (Pascal VOC
+    2007); any other folder -> folder. ``options`` go to the reader (e.g. ``label_from="parent"`` for folders).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
@@ -74,6 +78,7 @@ def load_manifest(source: str | os.PathLike, dataset: str = "auto", **options) -
         "tau": read_tau_av,
         "desed": read_desed,
         "ladi": read_ladi,
+        "voc": read_voc,
         "folder": read_folder,
         "manifest": read_manifest_file,
     }

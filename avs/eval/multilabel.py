@@ -2,13 +2,15 @@
 set of true classes -> LRAP, per-class AP (whole list and capped at depth k) and their means, and a report.
 
     clips, scores = clip_scores_of(table, classes)           # per-frame rows -> per-clip max (or as they are)
-    truth = truth_matrix(clips, read_label_truth("shots.csv", classes), classes)   # (clips, classes) bool
+    truth = truth_matrix(clips, read_label_truth("shots.csv", classes), classes)   # (clips, classes) 1 / -1 / 0
     result = evaluate_multilabel(truth, scores, classes, k=1000)
     write_multilabel_report("report/C04", result, name="C04", frequency=train_counts)
 
 The arithmetic is scikit-learn's (``avs.eval.ranking``: ``label_ranking_average_precision_score``,
 ``average_precision_score``); AP at depth k is trec_eval's cut-off AP over the top-k list (TRECVID's lists are
-capped at 1000 shots). A class with no true clip has no AP and is left out of the means.
+capped at 1000 shots); ``ap_voc07`` is the VOC 2007 devkit's 11-point interpolated AP (paper 001). Truth is a
+flag per clip and class: 1 true, -1 false, 0 "difficult" (VOC: left out of that class's APs, as the devkit
+does). A class with no true clip has no AP and is left out of the means.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from avs.eval.ranking import clip_max, lrap, mean_average_precision
+from avs.eval.ranking import average_precision_at_k, clip_max, lrap, voc07_average_precision
 from avs.eval.report import _agg_figure, _write_csv, _write_json
 from avs.tables import markdown_table
 
@@ -44,29 +46,45 @@ def _key(clip_id: str) -> str:
     return Path(str(clip_id).rsplit("/", 1)[-1]).stem
 
 
-def read_label_truth(path: str | Path, classes: Sequence[str]) -> dict[str, list[str]]:
-    """A truth CSV / TSV ``id, labels`` (labels separated by ``|``, ``;`` or ``,``: a LADI-style ``shots.csv``,
-    or one row per answer) -> ``{id stem: [classes]}``; an id with no label is negative for every class."""
+def read_label_truth(path: str | Path, classes: Sequence[str]) -> dict[str, np.ndarray]:
+    """Truth flags ``{id: (classes,) int8}`` (1 true, -1 false, 0 difficult) from a truth CSV / TSV ``id,
+    labels`` (labels separated by ``|``, ``;`` or ``,``: a LADI-style ``shots.csv``; an id with no label is
+    negative for every class) or a Pascal VOC 2007 folder (every split's ImageSets flags, difficult included)."""
+    from avs.data.voc import SPLITS, is_voc_root, read_voc_flags
+
+    if is_voc_root(path):
+        out: dict[str, np.ndarray] = {}
+        for split in SPLITS:
+            try:
+                out.update(read_voc_flags(path, split, tuple(classes)))
+            except FileNotFoundError:
+                continue
+        if not out:
+            raise FileNotFoundError(f"{path}: no VOC split with flags in ImageSets/Main")
+        return out
     from avs.data.ladi import read_shot_truth
 
-    return read_shot_truth(path, classes)
-
-
-def truth_matrix(clips: Sequence[str], truth: Mapping[str, Sequence[str]], classes: Sequence[str]) -> np.ndarray:
-    """``(clips, classes)`` bool: clip i has class j. Clips are matched to the truth by id or by its file stem;
-    a clip the truth does not name is an error (an incomplete truth would make every AP wrong)."""
     index = {c: j for j, c in enumerate(classes)}
+    flags = {}
+    for key, labels in read_shot_truth(path, classes).items():
+        f = np.full(len(classes), -1, np.int8)
+        f[[index[c] for c in labels if c in index]] = 1
+        flags[key] = f
+    return flags
+
+
+def truth_matrix(clips: Sequence[str], truth: Mapping[str, np.ndarray], classes: Sequence[str]) -> np.ndarray:
+    """``(clips, classes)`` int8 flags of ``clips`` (1 / -1 / 0). Clips are matched to the truth by id or by its
+    file stem; a clip the truth does not name is an error (an incomplete truth would make every AP wrong)."""
     by_key = {_key(k): v for k, v in truth.items()}
-    out = np.zeros((len(clips), len(classes)), dtype=bool)
+    out = np.full((len(clips), len(classes)), -1, dtype=np.int8)
     unknown = []
     for i, clip in enumerate(clips):
-        labels = truth.get(str(clip), by_key.get(_key(clip)))
-        if labels is None:
+        flags = truth.get(str(clip), by_key.get(_key(clip)))
+        if flags is None:
             unknown.append(str(clip))
             continue
-        for name in labels:
-            if name in index:
-                out[i, index[name]] = True
+        out[i] = flags
     if unknown:
         raise ValueError(f"the truth names no labels for {len(unknown)} clip(s) (first: {unknown[:3]})")
     return out
@@ -75,25 +93,39 @@ def truth_matrix(clips: Sequence[str], truth: Mapping[str, Sequence[str]], class
 def evaluate_multilabel(
     truth: np.ndarray, scores: np.ndarray, classes: Sequence[str], k: int | None = DEFAULT_K
 ) -> dict[str, Any]:
-    """LRAP over the clips with a true class (scikit-learn), AP per class over the whole ranked list and at depth
-    ``k``, mAP of each (over the classes with a true clip)."""
-    truth = np.asarray(truth, dtype=bool)
+    """``truth``: ``(clips, classes)`` flags (1 / -1 / 0 difficult) or bool. LRAP over the clips with a true class
+    (scikit-learn; difficult counts as false there, as LRAP has no "ignore"), and per class over its non-difficult
+    clips: AP over the whole ranked list (scikit-learn), AP at depth ``k`` and the VOC 2007 11-point AP; mAP of
+    each over the classes with a true clip."""
+    flags = np.asarray(truth)
+    flags = np.where(flags, 1, -1).astype(np.int8) if flags.dtype == bool else flags.astype(np.int8)
     scores = np.asarray(scores, dtype=np.float64)
-    if truth.shape != scores.shape or truth.shape[1] != len(classes):
-        raise ValueError(f"truth {truth.shape} and scores {scores.shape} for {len(classes)} classes")
-    rows = truth.any(axis=1)
-    full = mean_average_precision(truth, scores, classes, k=None)
-    at_k = mean_average_precision(truth, scores, classes, k=k)
-    per_class = {
-        c: {"positives": int(truth[:, j].sum()), "ap": full["per_class"][c], "ap_at_k": at_k["per_class"][c]}
-        for j, c in enumerate(classes)
-    }
+    if flags.shape != scores.shape or flags.shape[1] != len(classes):
+        raise ValueError(f"truth {flags.shape} and scores {scores.shape} for {len(classes)} classes")
+    positive = flags > 0
+    rows = positive.any(axis=1)
+    per_class = {}
+    for j, c in enumerate(classes):
+        keep = flags[:, j] != 0
+        per_class[c] = {
+            "positives": int(positive[:, j].sum()),
+            "difficult": int((~keep).sum()),
+            "ap": average_precision_at_k(positive[keep, j], scores[keep, j], None),
+            "ap_at_k": average_precision_at_k(positive[keep, j], scores[keep, j], k),
+            "ap_voc07": voc07_average_precision(flags[:, j], scores[:, j]),
+        }
+
+    def mean(key: str) -> float | None:
+        values = [v[key] for v in per_class.values() if v[key] is not None]
+        return float(np.mean(values)) if values else None
+
     return {
         "task": "multilabel",
-        "n_clips": int(len(truth)),
-        "lrap": lrap(truth[rows], scores[rows]) if rows.any() else None,
-        "map": full["map"],
-        "map_at_k": at_k["map"],
+        "n_clips": int(len(flags)),
+        "lrap": lrap(positive[rows], scores[rows]) if rows.any() else None,
+        "map": mean("ap"),
+        "map_at_k": mean("ap_at_k"),
+        "map_voc07": mean("ap_voc07"),
         "k": k,
         "classes_with_positives": int(sum(v["positives"] > 0 for v in per_class.values())),
         "per_class": per_class,
@@ -141,13 +173,13 @@ def write_multilabel_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     k = result["k"]
-    header = ["class", "positives", "ap", f"ap_at_{k}", "frequency"]
+    header = ["class", "positives", "difficult", "ap", f"ap_at_{k}", "ap_voc07_11pt", "frequency"]
     rows = [
-        [c, v["positives"], v["ap"], v["ap_at_k"], None if frequency is None else frequency.get(c)]
+        [c, v["positives"], v["difficult"], v["ap"], v["ap_at_k"], v["ap_voc07"], (frequency or {}).get(c)]
         for c, v in result["per_class"].items()
     ]
     _write_csv(out / "per_class.csv", header, rows)
-    fmt = [[c, n, None if a is None else round(a, 4), None if b is None else round(b, 4), f] for c, n, a, b, f in rows]
+    fmt = [[r[0], r[1], r[2], *[None if v is None else round(v, 4) for v in r[3:6]], r[6]] for r in rows]
     (out / "per_class.md").write_text(markdown_table(header, fmt))
     plot_ap_bars(
         result["per_class"], out / "ap.png", frequency, title=f"{name}: AP per class (mAP {_fmt(result['map'])})"
@@ -163,12 +195,12 @@ def _fmt(v: float | None) -> str:
 def write_multilabel_comparison(out_dir: str | Path, systems: Mapping[str, Mapping[str, Any]]) -> str:
     """``multilabel_systems.csv`` / ``.md``: LRAP, mAP and mAP@k of every system side by side -> the markdown."""
     out = Path(out_dir)
-    header = ["system", "clips", "lrap", "map", "map_at_k", "k"]
-    rows = [[n, m["n_clips"], m["lrap"], m["map"], m["map_at_k"], m["k"]] for n, m in systems.items()]
+    header = ["system", "clips", "lrap", "map", "map_at_k", "map_voc07", "k"]
+    rows = [[n, m["n_clips"], m["lrap"], m["map"], m["map_at_k"], m["map_voc07"], m["k"]] for n, m in systems.items()]
     _write_csv(out / "multilabel_systems.csv", header, rows)
     md = markdown_table(
-        ["system", "clips", "LRAP", "mAP", "mAP@k", "k"],
-        [[n, c, _fmt(a), _fmt(b), _fmt(d), k] for n, c, a, b, d, k in rows],
+        ["system", "clips", "LRAP", "mAP (sklearn AP)", "mAP@k", "mAP (VOC07 11-point)", "k"],
+        [[n, c, _fmt(a), _fmt(b), _fmt(d), _fmt(e), k] for n, c, a, b, d, e, k in rows],
     )
     (out / "multilabel_systems.md").write_text(md)
     return md

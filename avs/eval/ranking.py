@@ -6,6 +6,7 @@ ranking metrics (LRAP, AP, AP at depth k), with scikit-learn doing the metric ar
     fused = fuse([scores_a, scores_b], weights=[2, 1])           # Table 3's 2:1 fusion (equal weights: ensemble)
     ap = average_precision_at_k(truth_c, scores_c, k=1000)       # TRECVID lists are capped at k
     lrap(truth_soft >= 0.5, scores)                              # Table 2's LRAP (sklearn)
+    voc07_average_precision(flags_c, scores_c)                   # VOC 2007 devkit 11-point AP (paper 001)
 """
 
 from __future__ import annotations
@@ -98,3 +99,31 @@ def lrap(truth: np.ndarray, scores: np.ndarray) -> float:
     from sklearn.metrics import label_ranking_average_precision_score
 
     return float(label_ranking_average_precision_score(np.asarray(truth).astype(int), np.asarray(scores)))
+
+
+def voc07_average_precision(flags: np.ndarray, scores: np.ndarray) -> float | None:
+    """The Pascal VOC 2007 devkit's classification AP (``VOCevalcls.m``), for paper 001's transfer task: images
+    sorted by decreasing score (ties in input order, as MATLAB's ``sort``), flags 1 = true, -1 = false, 0 =
+    "difficult" (neither a true nor a false positive: left out); precision / recall at every rank; AP = the mean
+    over recall thresholds t = 0, 0.1, ..., 1 of the largest precision at recall >= t (0 where none). None when
+    the class has no true image."""
+    f = np.asarray(flags).astype(np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    if f.shape != s.shape or f.ndim != 1:
+        raise ValueError(f"voc07_average_precision: flags {f.shape} and scores {s.shape} must be equal 1-D")
+    if not np.isin(f, (-1, 0, 1)).all():
+        raise ValueError("voc07_average_precision: flags must be 1, -1 or 0 (difficult)")
+    positives = int((f > 0).sum())
+    if positives == 0:
+        return None
+    order = np.argsort(-s, kind="stable")
+    tp = np.cumsum(f[order] > 0)
+    fp = np.cumsum(f[order] < 0)
+    rec = tp / positives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = tp / (tp + fp)  # nan where only difficult images were seen: MATLAB's max ignores NaN too
+    ap = 0.0
+    for t in np.linspace(0.0, 1.0, 11):
+        p = prec[(rec >= t) & ~np.isnan(prec)]
+        ap += (p.max() if p.size else 0.0) / 11.0
+    return float(ap)
