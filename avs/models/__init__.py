@@ -14,6 +14,8 @@ interface.
     frame-resnest50d               avs.models.timm_cnn
     frame-hrnet-w18                avs.models.timm_cnn
     timm-cnn                       avs.models.timm_cnn     any timm backbone + linear classifier
+    frame-alexnet                  avs.models.torchvision_cnn   paper 001 frame CNNs (sound-cluster pretext,
+    frame-resnet18                 avs.models.torchvision_cnn   Pascal VOC transfer): torchvision AlexNet, ResNet-18
     clip-late-fusion               avs.models.clip_fusion  paper 000 CLIP Late Fusion Network (Table 1)
     crnn-dcase2020                 avs.models.crnn         paper 003 CRNN, DCASE 2020 task 4 baseline: forward
                                                            returns (strong, weak) frame / clip probabilities

@@ -59,6 +59,7 @@ def _import_builtin_models() -> None:
     import avs.models.crnn  # noqa: F401
     import avs.models.crnn_tritrain  # noqa: F401
     import avs.models.timm_cnn  # noqa: F401
+    import avs.models.torchvision_cnn  # noqa: F401
 
 
 def model_names() -> list[str]:

@@ -15,7 +15,11 @@ RUN_MODEL_FILES = ("best/model.safetensors", "best/model.pt")  # what `avs train
 
 def model_file(path: str) -> str:
     """A run folder -> its ``best/model.safetensors``; a file as it is (absolute when local)."""
+    if "://" not in path and os.path.isfile(path):  # a checkpoint file (Storage("f").exists("") is a folder test)
+        return os.path.abspath(path)
     storage = Storage(path)
+    if "://" in path and storage.fs.isfile(storage.root):
+        return storage.uri
     for rel in RUN_MODEL_FILES:
         if storage.exists(rel):
             return storage.path(rel)

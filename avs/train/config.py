@@ -39,7 +39,14 @@ class TrainConfig:
     random_init: bool = opt(False, help="model_params.random_init: random initial weights (tests, demos)")
     init_from: str | None = opt(None, help="start from a run folder or checkpoint (partial loading, see init_drop)")
     init_drop: tuple[str, ...] = opt((), help="name prefixes init_from leaves out; 'head': the model's classifier")
-    freeze_trunk: bool = opt(False, help="train only the parameters init_from did not load (a linear probe)")
+    freeze_trunk: bool = opt(
+        False,
+        help="train only the parameters init_from did not load (a linear probe), plus the 'trainable' prefixes; "
+        "without init_from: only the classifier and 'trainable'",
+    )
+    trainable: tuple[str, ...] = opt(
+        (), help="with freeze_trunk: parameter name prefixes that train too, loaded or not ('head': the classifier)"
+    )
     features: tuple[str, ...] = opt(
         ("clip_rn50x4", "clip_rn101", "clip_vitb32"), help="feature sets under SHARDS the task reads, comma-separated"
     )

@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import torch
@@ -184,18 +185,31 @@ def _write_checkpoint(tmp: str, mods, optimizer, schedule, scaler, task, device,
         json.dump(state, fh, indent=1)
 
 
+def _prefixes(net: torch.nn.Module, names: Sequence[str]) -> tuple[str, ...]:
+    """Name prefixes with ``head`` standing for the model's own classifier, wherever it keeps it."""
+    from avs.models.init_from import classifier_prefixes
+
+    out = tuple(p for p in names if p != "head")
+    return out + (classifier_prefixes(net) if "head" in names else ())
+
+
 def _init_from(net: torch.nn.Module, cfg: Any, rank: int) -> None:
     """Partial loading of another run's weights (``init_from``, less the ``init_drop`` prefixes) and, with
-    ``freeze_trunk``, training only what was not loaded (a new head)."""
+    ``freeze_trunk``, training only what was not loaded (a new head) and the ``trainable`` prefixes; without
+    ``init_from``, ``freeze_trunk`` trains the classifier and ``trainable`` on the initial (random or ImageNet)
+    trunk."""
     from avs.models.files import model_file
-    from avs.models.init_from import classifier_prefixes, freeze_trunk, init_from
+    from avs.models.init_from import freeze_trunk, init_from
 
-    drop = tuple(p for p in cfg.init_drop if p != "head")
-    if "head" in cfg.init_drop:  # the model's own classifier, wherever it keeps it
-        drop += classifier_prefixes(net)
-    report = init_from(model_file(cfg.init_from), net, drop=drop)
+    extra = _prefixes(net, cfg.trainable)
+    if not cfg.init_from:
+        names = freeze_trunk(net, trainable=_prefixes(net, ("head",)) + extra)
+        if rank == 0:
+            print(f"[avs train] trunk frozen: {len(names)} parameter tensors train", file=_Lines(sys.stdout))
+        return
+    report = init_from(model_file(cfg.init_from), net, drop=_prefixes(net, cfg.init_drop))
     if cfg.freeze_trunk:
-        freeze_trunk(net, trainable=report.missing)
+        freeze_trunk(net, trainable=tuple(report.missing) + extra)
     if rank == 0:
         print(
             f"[avs train] init_from {cfg.init_from}: {len(report.loaded)} tensors loaded, {len(report.dropped)} "
@@ -252,7 +266,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     steps_per_epoch = steps_in_epoch(lead_rows, lead.batch_size, world)
 
     mods = task.build()
-    if cfg.init_from:
+    if cfg.init_from or cfg.freeze_trunk:
         _init_from(mods.net, cfg, rank)
     mods.net = mods.net.to(device)
     optimizer = build_optimizer([p for p in mods.net.parameters() if p.requires_grad], cfg.optimizer)

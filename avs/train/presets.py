@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from avs.classes import DESED_CLASSES, LADI_CLASSES, SCENE_CLASSES
+from avs.classes import DESED_CLASSES, LADI_CLASSES, SCENE_CLASSES, VOC_CLASSES
 
 _PAPER000 = {
     "task": "scene",
@@ -301,6 +301,71 @@ TRAIN_PRESETS["trecvid-dsdi-c10"] = {
 }
 TRAIN_PRESETS["trecvid-dsdi-c11"] = _paper002(outlier_removal=True)  # C11 "Outlier removal technique" (§2.4)
 # C12 (symmetric Lovasz loss) and D13 (SE-IBN-ResNet50) are not in avs
+
+
+# Paper 001 (Mahadev & Lu, reproducing Owens et al.) §3: a frame CNN predicts its frame's sound cluster. The
+# labels are `avs cluster`'s assignments of the texture (owens-texture) or MFCC (owens-mfcc) windows, joined on
+# clip_id + segment: `avs train FEATS --preset owens-pretext-alexnet --label-table CLUSTERS/assignments.parquet`.
+_PRETEXT = {
+    "task": "scene",
+    "model": "frame-alexnet",  # 001 §3 "We use an AlexNet model [17]" (random weights: learnt from sound only)
+    "model_params": {"num_classes": 15},  # 001 Tables 1-2: the 15-cluster variant (another k: --classes, num_classes)
+    "features": ["frames"],  # the frame at the centre of each sound window (extraction presets owens-*)
+    "label_column": "cluster",  # avs cluster's assignments.parquet
+    "classes": [str(i) for i in range(15)],
+    "train_split": "train",  # the dataset's own splits (TAU: train / evaluate); 001 reports a validation accuracy
+    "val_split": "evaluate",
+    # 001 §3 "for 200 epochs" and, a paragraph later, "a fixed number of iterations (200)": the unit here is the
+    # epoch (the first statement; 200 optimizer steps would not cover one pass over a video dataset)
+    "epochs": 200,
+    "batch_size": 64,  # 001 is silent: our choice (fits AlexNet at 224 x 224 on one GPU)
+    # 001 §3 "AdamW [28] optimizer along with the OneCycle learning rate scheduling policy [29]"; the rates are not
+    # given: max lr 1e-3 and weight decay 0.01 (PyTorch's AdamW default) are ours; the schedule steps per batch
+    "optimizer": {"name": "adamw", "lr": 0.001, "weight_decay": 0.01},
+    "schedule": {"name": "onecycle", "interval": "step", "total_epochs": 200},  # with --epochs N: total_epochs N
+    "task_params": {
+        "input": "frame",
+        "loss": "cross_entropy",  # 001 §3 "cross-entropy loss"
+        "augment": False,  # 001 names no augmentation
+        "image_size": [224, 224],  # torchvision's ImageNet input (001 is silent)
+        "select_best_by": "val_accuracy",  # 001 reports the pretext's validation accuracy (45-55 %)
+    },
+}
+TRAIN_PRESETS["owens-pretext-alexnet"] = copy.deepcopy(_PRETEXT)
+TRAIN_PRESETS["owens-pretext-resnet18"] = {**copy.deepcopy(_PRETEXT), "model": "frame-resnet18"}  # 001 Fig. 3
+
+# Paper 001's transfer (§3 "Finetuning on Pascal VOC", Table 1): VOC 2007 classification, 20 classes, from a
+# pretext run (`--init-from RUN`, its cluster classifier dropped), from random weights (no --init-from) or from
+# ImageNet weights (--set model_params.weights=imagenet). "Head": only the fully connected layers train (AlexNet's
+# fc6-fc8; ResNet-18's fc); "All": the whole network. Multi-label with binary cross-entropy (001 is silent on the
+# loss: the usual choice for VOC classification), metrics by `avs evaluate --labels VOC2007/` (11-point AP).
+_TRANSFER = {
+    "task": "multilabel",
+    "model": "frame-alexnet",
+    "model_params": {"num_classes": 20},
+    "features": ["frames"],  # avs extract VOC2007/ --preset trecvid-dsdi-demo (still images -> one frame each)
+    "classes": list(VOC_CLASSES),
+    "train_split": "train",  # 001: "hyperparameter tuning on the validation set", test = VOC 2007 test
+    "val_split": "val",
+    "init_drop": ["head"],  # the pretext's k-cluster classifier cannot fill 20 classes
+    "epochs": 30,  # 001 is silent: our choice
+    "batch_size": 64,
+    "optimizer": {"name": "adamw", "lr": 0.001, "weight_decay": 0.01},  # as the pretext (001 is silent)
+    "schedule": {"name": "onecycle", "interval": "step", "total_epochs": 30},  # with --epochs N: total_epochs N
+    "task_params": {
+        "loss": "bce",
+        "target": "multi_hot",
+        "augment": True,  # flips, rotation, colour jitter (paper 002's recipe; 001 names none)
+        "image_size": [224, 224],
+        "select_best_by": "val_map",
+    },
+}
+TRAIN_PRESETS["voc07-transfer-all"] = copy.deepcopy(_TRANSFER)  # 001 Table 1 "All"
+TRAIN_PRESETS["voc07-transfer-head"] = {  # 001 Table 1 "Head": the conv trunk frozen
+    **copy.deepcopy(_TRANSFER),
+    "freeze_trunk": True,
+    "trainable": ["fc_layers.", "head"],  # AlexNet's fc6 / fc7 (loaded from the pretext, trained) + the new fc8
+}
 
 
 def train_preset(name: str) -> dict[str, Any]:
