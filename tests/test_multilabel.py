@@ -26,7 +26,7 @@ def test_fig1_soft_labels_as_training_targets():
     soft, labelled = label_targets(table, "labels", classes, "soft")
     np.testing.assert_allclose(soft[0], [1.0, 0.25, 0.25, 0.0])
     np.testing.assert_allclose(soft[1], [0, 0, 0, 1.0])
-    assert labelled.tolist() == [True, True, False, False] and not soft[2:].any()
+    assert labelled.tolist() == [True, True, False, True] and not soft[2:].any()  # a vote for no class: negative
     hot, _ = label_targets(table, "labels", classes, "multi_hot")
     np.testing.assert_array_equal(hot[0], [1, 1, 1, 0])
     with pytest.raises(ValueError, match="target"):

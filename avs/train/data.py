@@ -184,25 +184,27 @@ def label_targets(
     """Multi-label targets from a list<string> label column -> ``(y (rows, classes) float32, labelled (rows,)
     bool)``. Every entry of a row's list is one vote (LADI: one annotator answer, ``avs.data.read_ladi``):
     ``multi_hot`` = 1 where a class has a vote; ``soft`` = its votes / the row's largest count (paper 002
-    §2.1). A row with no vote for any class is unlabelled (entries that are no class are ignored)."""
+    §2.1). A row with an empty list is unlabelled; a row whose entries name none of ``classes`` (e.g. only
+    "damage: none" votes when the none-classes are not trained) is labelled, a negative for every class."""
     if target not in TARGETS[1:]:
         raise ValueError(f"label_targets: target must be one of {TARGETS[1:]}, got {target!r}")
     index = {c: i for i, c in enumerate(classes)}
     y = np.zeros((table.num_rows, len(classes)), np.float32)
+    labelled = np.zeros(table.num_rows, dtype=bool)
     if label_column in table.column_names:
         for r, labels in enumerate(table.column(label_column).to_pylist()):
             if isinstance(labels, str):
                 labels = [labels]
+            labelled[r] = bool(labels)
             for name in labels or ():
                 i = index.get(str(name))
                 if i is not None:
                     y[r, i] += 1.0
     top = y.max(axis=1, initial=0.0)
-    labelled = top > 0
     if target == "multi_hot":
         y = (y > 0).astype(np.float32)
     else:
-        y[labelled] /= top[labelled, None]
+        y[top > 0] /= top[top > 0, None]
     return y, labelled
 
 

@@ -123,7 +123,8 @@ def ranking_metrics(y: np.ndarray, scores: np.ndarray, classes, truth_threshold:
     from avs.eval.ranking import lrap, mean_average_precision
 
     truth = np.asarray(y) >= truth_threshold
-    out = {"lrap": lrap(truth, scores) if len(truth) else float("nan")}
+    rows = truth.any(axis=1)  # sklearn scores a row without a true class 1.0: such rows would inflate LRAP
+    out = {"lrap": lrap(truth[rows], np.asarray(scores)[rows]) if rows.any() else float("nan")}
     m = mean_average_precision(truth, scores, classes, k=None)["map"]
     out["map"] = float("nan") if m is None else float(m)
     return out
