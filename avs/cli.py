@@ -197,6 +197,8 @@ DEMO_DATASETS = {
     "(paper 003's demo: generated events, synthetic strong + 'recorded' weak / unlabeled / validation clips)",
     "ladi": "OUT/ladi, a LADI-style multi-label set (paper 002's demo: generated aerial-looking images where "
     "classes co-occur, 3-5 disagreeing annotators each, 5%% outliers, and test shots with their truth)",
+    "voc": "OUT/voc/VOC2007, a Pascal VOC 2007 layout (paper 001's transfer task: 150 generated images of 6 VOC "
+    "classes, difficult flags, the devkit's ImageSets and Annotations)",
 }
 
 
@@ -213,7 +215,9 @@ def _demo_dataset_names(text: str) -> tuple[str, ...]:
 def add_demo_args(p: argparse.ArgumentParser) -> None:
     from avs.data.demo import SED_DEFAULT_CLIPS
 
-    p.add_argument("out", help="folder to write the demo datasets into (OUT/tau, OUT/desed, OUT/sed, OUT/ladi)")
+    p.add_argument(
+        "out", help="folder to write the demo datasets into (OUT/tau, OUT/desed, OUT/sed, OUT/ladi, OUT/voc)"
+    )
     p.add_argument(
         "--dataset",
         type=_demo_dataset_names,
@@ -260,6 +264,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         ladi="ladi" in names,
         ladi_images=args.ladi_images,
         ladi_shots=args.ladi_shots,
+        voc="voc" in names,
     )
     print(json.dumps(info, indent=2, default=str))
     return 0

@@ -124,3 +124,23 @@ def test_evaluate_with_a_voc_folder_skips_difficult_images(voc, tmp_path):
     assert m["per_class"]["car"]["ap_voc07"] == pytest.approx(voc07_average_precision(flags, scores[:, car]))
     assert m["per_class"]["aeroplane"]["ap"] is None and m["map_voc07"] is not None
     assert "VOC07 11-point" in (tmp_path / "rep" / "multilabel_systems.md").read_text()
+
+
+def test_demo_voc_set_reads_back(tmp_path):
+    """The generated VOC layout: ImageSets flags equal the devkit's derivation from the annotations, and the
+    set has difficult-only images to exercise the devkit's rule."""
+    from avs.data import load_manifest
+    from avs.data.demo_voc import DRAWN, write_voc_demo
+    from avs.data.voc import flags_from_annotation, read_annotation, read_voc_flags
+
+    info = write_voc_demo(tmp_path, sizes={"train": 12, "val": 6, "test": 12}, seed=2)
+    root = Path(info["root"])
+    assert load_manifest(root).num_rows == 30
+    difficult = 0
+    for split in ("train", "val", "test"):
+        for image_id, flags in read_voc_flags(root, split).items():
+            derived = flags_from_annotation(read_annotation(root / "Annotations" / f"{image_id}.xml"))
+            assert (flags == derived).all()
+            difficult += int((flags == 0).sum())
+            assert all(flags[VOC_CLASSES.index(c)] == -1 for c in VOC_CLASSES if c not in DRAWN)
+    assert difficult > 0

@@ -311,19 +311,21 @@ def write_demo_data(
     ladi: bool = False,
     ladi_images: int = 240,
     ladi_shots: int = 24,
+    voc: bool = False,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Write ``out/tau`` (TAU-AV layout, with ``tau``), ``out/desed`` (a small DESED-layout sample, with
     ``desed``) and ``out/sed`` (the learnable SED set of ``write_sed_demo``, with ``sed``; ``sed_clips``
     overrides its sizes: {"synthetic", "weak", "unlabeled", "validation"} -> clips) and ``out/ladi`` (paper 002's
-    LADI-style images, annotator answers and test shots of ``avs.data.demo_ladi``, with ``ladi``); return paths
-    and counts.
+    LADI-style images, annotator answers and test shots of ``avs.data.demo_ladi``, with ``ladi``) and
+    ``out/voc/VOC2007`` (paper 001's transfer task: a VOC 2007 layout of ``avs.data.demo_voc``, with ``voc``);
+    return paths and counts.
 
     The default (10 classes x 2 clips of 10 s, 3 x 4 DESED clips) takes a few seconds to write.
     Deterministic: the same arguments give the same files.
     """
-    if not (tau or desed or sed or ladi):
-        raise ValueError("write_demo_data: nothing to write (tau, desed, sed and ladi are all off)")
+    if not (tau or desed or sed or ladi or voc):
+        raise ValueError("write_demo_data: nothing to write (tau, desed, sed, ladi and voc are all off)")
     out = Path(out)
     result: dict[str, Any] = {"out": str(out)}
     if tau:
@@ -349,4 +351,8 @@ def write_demo_data(
         from avs.data.demo_ladi import write_ladi_demo
 
         result["ladi"] = write_ladi_demo(out / "ladi", ladi_images, ladi_shots, seed, verbose=verbose)
+    if voc:
+        from avs.data.demo_voc import write_voc_demo
+
+        result["voc"] = write_voc_demo(out / "voc", seed=seed, verbose=verbose)
     return result
