@@ -202,6 +202,13 @@ PRESETS["trecvid-dsdi-demo"] = {
     "features": [{"name": "frames", "extractor": "frames", "params": {"size": [128, 128]}}],
 }
 
+# Paper 001's transfer task: Pascal VOC 2007 images (still images are one-frame clips) stored at 256 x 256, as the
+# pretext frames (owens-*); the transfer presets (voc07-transfer-*) train at 224 x 224
+PRESETS["voc07"] = {
+    "video": {"sampling": "fps", "fps": 1.0, "short_side": 256},
+    "features": [{"name": "frames", "extractor": "frames", "params": {"size": [256, 256]}}],
+}
+
 
 def preset(name: str) -> dict[str, Any]:
     try:

@@ -199,6 +199,9 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     from avs.train.task import TASKS, task_config
 
     log = stream or sys.stderr
+    if cfg.init_from and "://" not in cfg.init_from and os.path.exists(cfg.init_from):
+        # the workers run in another directory: a relative run folder / file would not be found there
+        cfg = dataclasses.replace(cfg, init_from=os.path.abspath(cfg.init_from))
     t_start = time.perf_counter()
     out = Storage(cfg.out)
     snapshot = f"{cfg.name}/{SNAPSHOT_FILE}"
