@@ -24,38 +24,15 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
+from common import avs, machine, mean_std, parse_system  # noqa: E402
 
 METRICS = ("event_f1_macro", "segment_f1_macro", "psds")
 HISTORY = ("val_event_f1", "train_pseudo", "train_domain_accuracy", "train_alpha")
-
-
-def avs(*args: str) -> None:
-    exe = Path(sys.executable).with_name("avs")
-    cmd = [str(exe) if exe.exists() else "avs", *args]
-    print("+ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-
-
-def parse_system(text: str) -> tuple[str, str, list[str]]:
-    head, *sets = text.split(";")
-    name, _, preset = head.partition("=")
-    if not name or not preset:
-        raise SystemExit(f"--systems: NAME=PRESET[;key=value...] expected, got {text!r}")
-    return name, preset, sets
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def main() -> None:

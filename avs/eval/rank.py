@@ -72,13 +72,6 @@ class RankConfig:
             raise ValueError("rank: k >= 1 and show >= 0")
 
 
-def _split_input(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if sep and name and "/" not in name:
-        return name, path
-    return Path(text.rstrip("/")).name.removesuffix(".parquet"), text
-
-
 def load_clip_scores(path: str, classes: tuple[str, ...] | None, split: str | None):
     """One input -> (clip ids, (clips, classes) max scores, classes, training frequency or None)."""
     from avs.eval.job import _training_frequency
@@ -111,7 +104,10 @@ def run_rank(cfg: RankConfig, stream: TextIO | None = None) -> dict[str, Any]:
     names, loaded = [], []
     classes = tuple(cfg.classes) if cfg.classes else None
     for item in cfg.inputs:
-        name, path = _split_input(item)
+        from avs.eval.job import _split_input
+
+        given, path = _split_input(item)  # [NAME=]PATH, as avs evaluate reads its inputs
+        name = given or Path(path.rstrip("/")).name.removesuffix(".parquet")
         clips, scores, classes, freq = load_clip_scores(path, classes, cfg.split)
         names.append(name)
         loaded.append((path, clips, scores, freq))
