@@ -330,6 +330,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         lazy("avs.eval.cli", "cmd_evaluate"),
     ),
     "extract": ("extract audio features of a dataset into Parquet shards (Ray Data)", add_extract_args, cmd_extract),
+    "filters": (
+        "paper-001 Fig. 2: the frames that activate chosen conv filters of a trained frame CNN most",
+        lazy("avs.train.filters", "add_filters_args"),
+        lazy("avs.train.filters", "cmd_filters"),
+    ),
     "manifest": ("write the manifest (one row per clip) of a dataset", add_manifest_args, cmd_manifest),
     "predict": (
         "class probabilities of a trained model (or a zero-shot CLIP set) per segment / frame (Ray Data)",
@@ -340,6 +345,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         "top-k clips per class from multi-label scores (paper 002: per-shot max, equal / weighted fusion of systems)",
         lazy("avs.eval.rank", "add_rank_args"),
         lazy("avs.eval.rank", "cmd_rank"),
+    ),
+    "transfer-report": (
+        "paper-001 Tables 1-2 (mAP per start point, per-class AP) or Fig. 3 (mAP against k) of an evaluate folder",
+        lazy("avs.eval.transfer", "add_transfer_report_args"),
+        lazy("avs.eval.transfer", "cmd_transfer_report"),
     ),
     "train": (
         "train a model on feature shards with Ray Train (paper-000 recipe; DDP, AMP, checkpoints, resume)",

@@ -15,6 +15,7 @@
 #   4. avs demo-data --dataset voc + avs extract --preset voc07
 #   5. avs train --preset voc07-transfer-{head,all}, from the pretext run (--init-from) and from random weights
 #   6. avs predict (test split) x 4 -> avs evaluate --labels VOC2007/: demo/voc_report/
+#   7. avs transfer-report (Tables 1-2) and avs filters (Fig. 2: the frames that excite conv3 filters most)
 #
 # Demo settings, not the paper's (AlexNet at 224 x 224 on a video dataset for 200 epochs, k = 15): the 20 demo
 # clips give 40 windows, so K clusters (default 4), EPOCHS epochs (default 10) of each training at 96 x 96, batch
@@ -46,7 +47,7 @@ if [ ! -f "$VOCF/run.json" ]; then
   [ -d "$VOC" ] || $AVS demo-data "$DEMO" --dataset voc > /dev/null
   $AVS extract "$VOC" --preset voc07 --out "$VOCF"
 fi
-rm -rf "$CLUSTERS" "$RUNS" "$PREDS" "$DEMO/voc_report"
+rm -rf "$CLUSTERS" "$RUNS" "$PREDS" "$DEMO/voc_report" "$DEMO/owens_filters"
 
 step "k-means (k = $K) of the texture statistics: the pretext labels"
 $AVS cluster "$FEATS/texture" --k "$K" --frames "$FEATS/frames" --out "$CLUSTERS" > /dev/null
@@ -72,7 +73,11 @@ $AVS evaluate --labels "$VOC" --classes aeroplane,boat,car,person,pottedplant,tv
   "PRETEXT-HEAD=$PREDS/pretext-head" "PRETEXT-ALL=$PREDS/pretext-all" \
   "RANDOM-HEAD=$PREDS/random-head" "RANDOM-ALL=$PREDS/random-all" --out "$DEMO/voc_report" > /dev/null
 
+step "paper 001 Tables 1-2 and Fig. 2"
+$AVS transfer-report "$DEMO/voc_report" --out "$DEMO/voc_report/paper001"
+$AVS filters "$RUNS/pretext" "$FEATS/frames" --layer conv3 --n-filters 4 --out "$DEMO/owens_filters"
+
 echo
-echo "=== done in $(( $(date +%s) - start )) s. Report: $DEMO/voc_report/ (report.md, <system>/per_class.md, ap.png); clusters: $CLUSTERS/gallery.png"
-echo
-cat "$DEMO/voc_report/multilabel_systems.md"
+echo "=== done in $(( $(date +%s) - start )) s."
+echo "Tables 1-2: $DEMO/voc_report/paper001/ (table1.md, table2.md, table2.png); per system: $DEMO/voc_report/<system>/"
+echo "Fig. 2: $DEMO/owens_filters/fig2.png; sound clusters: $CLUSTERS/gallery.png"

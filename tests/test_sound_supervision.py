@@ -106,3 +106,16 @@ def test_pretext_and_transfer_presets_build():
         assert cfg.schedule.name == "onecycle" and cfg.optimizer.name == "adamw"
     head = from_dict(TrainConfig, {**train_preset("voc07-transfer-head"), "shards": "s", "out": "o"})
     assert head.freeze_trunk and head.init_drop == ("head",) and len(head.classes) == 20
+
+
+def test_fig3_sweep_presets_have_k_classes():
+    from avs.config import from_dict
+    from avs.train.config import TrainConfig
+    from avs.train.presets import FIG3_KS, train_preset
+
+    assert 15 in FIG3_KS and 30 in FIG3_KS  # 001: the tables' k and the knee of Fig. 3
+    for arch in ("alexnet", "resnet18"):
+        for k in FIG3_KS:
+            cfg = from_dict(TrainConfig, {**train_preset(f"owens-pretext-{arch}-k{k}"), "shards": "s", "out": "o"})
+            assert cfg.model == f"frame-{arch}" and cfg.model_params["num_classes"] == k == len(cfg.classes)
+            assert cfg.classes[-1] == str(k - 1) and cfg.epochs == 200

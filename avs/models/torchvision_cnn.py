@@ -30,6 +30,14 @@ import torch.nn.functional as F
 from avs.models.base import MissingWeightsError, register_model, replace_config
 
 ARCHS = ("alexnet", "resnet18")
+# conv1 ... conv5 -> the module of ``features`` whose output is that stage's rectified map (paper 001 Fig. 2 looks
+# at conv3; Zeiler & Fergus rank images by rectified activations): the ReLU after each of AlexNet's five Conv2d
+# layers (torchvision's ReLUs are in place, so a hook on the Conv2d itself would see its output rectified later
+# anyway); ResNet-18's stem (conv, bn, relu) and its four stages conv2_x ... conv5_x (He et al. Table 1)
+CONV_LAYERS = {
+    "alexnet": {"conv1": 1, "conv2": 4, "conv3": 7, "conv4": 9, "conv5": 11},
+    "resnet18": {"conv1": 2, "conv2": 4, "conv3": 5, "conv4": 6, "conv5": 7},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +171,13 @@ class TorchvisionCNN(torch.nn.Module):
 
     def get_classifier(self) -> torch.nn.Module:
         return self.classifier if self.classifier is not None else torch.nn.Identity()
+
+    def conv_layer(self, name: str) -> torch.nn.Module:
+        """``conv1`` ... ``conv5``: the module whose output is that stage's feature map ``(batch, C, h, w)``."""
+        table = CONV_LAYERS[self.cfg.arch]
+        if name not in table:
+            raise ValueError(f"{self.cfg.arch} has conv layers {sorted(table)}, not {name!r}")
+        return self.features[table[name]]
 
     def reset_classifier(self, num_classes: int) -> None:
         self.classifier = torch.nn.Linear(self.num_features, num_classes) if num_classes else None

@@ -301,6 +301,13 @@ def frame_batch(
     table: pa.Table, spec: DataSpec, keep_keys: bool, drop_unlabeled: bool, train: bool, augment: bool
 ) -> dict[str, Any]:
     """JPEG frames -> decoded, augmented (training) or resized + normalised -> ``x`` ``(rows, 3, H, W)``."""
+    x = frames_to_x(table.column(IMAGE_COLUMN).to_pylist(), spec, train=train, augment=augment)
+    return _finish(table, x, spec, keep_keys, drop_unlabeled)
+
+
+def frames_to_x(images: Sequence[bytes], spec: DataSpec, train: bool = False, augment: bool = False) -> np.ndarray:
+    """JPEG bytes -> ``(rows, 3, H, W)`` float32 as the training task sees them: decoded, then the training
+    augmentation (``train and augment``) or the evaluation resize + ImageNet normalisation."""
     import torch
 
     from avs.train.augment import FrameAugmentConfig, frame_eval_transform, frame_train_transform
@@ -313,12 +320,12 @@ def frame_batch(
         fcfg = from_dict(FrameAugmentConfig, fcfg)
     fcfg = dataclasses.replace(fcfg, size=size) if fcfg is not None else FrameAugmentConfig(size=size)
     transform = frame_train_transform(fcfg) if (train and augment) else frame_eval_transform(fcfg)
-    imgs = decode_jpegs(table.column(IMAGE_COLUMN).to_pylist())
+    imgs = decode_jpegs(images)
     if imgs:
         x = torch.stack([transform(img) for img in imgs]).numpy()
     else:
         x = np.zeros((0, 3, *size), dtype=np.float32)
-    return _finish(table, x.astype(np.float32, copy=False), spec, keep_keys, drop_unlabeled)
+    return x.astype(np.float32, copy=False)
 
 
 def read_joined_part(spec: DataSpec, part: str, split: str | None, clips: Sequence[str] | None = None) -> pa.Table:

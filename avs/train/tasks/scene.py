@@ -45,7 +45,8 @@ class SceneConfig:
     input: Literal["auto", "logmel", "frame", "clip"] = "auto"  # input pipeline; auto: from the feature sets
     loss: Literal["focal", "cross_entropy"] = "focal"  # 000 §3 "We trained these models with Focal Loss [30]"
     focal_gamma: float = 2.0  # 000 §3 "which gamma parameter is 2.0"
-    select_best_by: Literal["val_accuracy", "val_log_loss"] = "val_accuracy"  # 000 §3 best validation accuracy
+    # 000 §3 best validation accuracy; "epoch": the last epoch (001 §3 trains the pretext a fixed length)
+    select_best_by: Literal["val_accuracy", "val_log_loss", "epoch"] = "val_accuracy"
     augment: bool = True  # 000 §3 augmentations (log-mel: gain + frequency masks; frames: affine, blur, erasing)
     audio_augment: AudioAugmentConfig = AudioAugmentConfig()  # values: avs.train.augment (000 §3 gives none)
     frame_augment: FrameAugmentConfig = FrameAugmentConfig()  # 000 §3 (its ``size`` is set from image_size)
@@ -83,7 +84,7 @@ class SceneTask(Task):
 
     def __init__(self, cfg: SceneConfig, run) -> None:
         super().__init__(cfg, run)
-        self.monitor = (cfg.select_best_by, "max" if cfg.select_best_by == "val_accuracy" else "min")
+        self.monitor = (cfg.select_best_by, "min" if cfg.select_best_by == "val_log_loss" else "max")
         self.spec = from_dict(DataSpec, run.spec["data"]) if run.spec else None
         self.loss_fn = loss_function(cfg)
 
@@ -239,7 +240,9 @@ class SceneTask(Task):
 
     def best_key(self, metrics: Mapping[str, Any]) -> tuple:
         """000 §3: best validation accuracy, ties broken by lower log-loss, then the earlier epoch (or the
-        other way round with ``select_best_by: val_log_loss``)."""
+        other way round with ``select_best_by: val_log_loss``); ``epoch``: the last epoch."""
+        if self.cfg.select_best_by == "epoch":
+            return (float(metrics.get("epoch", 0)),)
 
         def num(name: str, sign: float) -> float:
             v = metrics.get(name)
