@@ -3,8 +3,10 @@
 #   bash scripts/lock.sh
 #
 #   requirements/lock-cpu.txt      the README / CI install: avs + the `dev` extra (tests, librosa, ruff)
-#   requirements/lock-cluster.txt  cluster.yaml's nodes: the same set (same versions) + the `cluster` extra
-#                                  (ray[default]: the head's dashboard and job-submission API)
+#   requirements/lock-cluster.txt  cluster.yaml's head and CPU workers: the same set (same versions) + the
+#                                  `cluster` extra (ray[default]: the head's dashboard and job-submission API)
+#   requirements/lock-gpu.txt      the GPU profile (GPU machines, cluster.yaml's GPU workers): the same versions,
+#                                  faiss-gpu instead of faiss-cpu, NVIDIA DALI (CUDA 13.0), ray[default]
 #   requirements/lock-build.txt    what the locked source-only packages need to build (setuptools, Cython,
 #                                  numpy), at the versions of lock-cpu.txt; installed before the lock
 #
@@ -35,6 +37,9 @@ for name in ${SDISTS//,/ }; do binary_rule+=(--no-binary "$name"); done
 compile() {  # compile OUT HEADER [uv options...]
   local out=$1 header=$2
   shift 2
+  # the current lock as uv's preferences (uv keeps the versions of an existing output file where they still fit):
+  # a refresh after one dependency change moves only what that change needs
+  [ -f "$out" ] && cp "$out" "$out.new"
   "$TOOLS/venv/bin/uv" pip compile --generate-hashes --python-version 3.11 \
     --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple --no-header --quiet \
     "${binary_rule[@]}" --output-file "$out.new" "$@"
@@ -49,9 +54,17 @@ compile() {  # compile OUT HEADER [uv options...]
   echo "wrote $out ($(grep -c '^[a-z0-9]' "$out") packages)"
 }
 compile requirements/lock-cpu.txt "The tested install set of avs: every package at an exact version, with hashes." \
-  pyproject.toml --extra dev
+  pyproject.toml --extra cpu --extra dev
 compile requirements/lock-cluster.txt "The tested install set of avs: every package at an exact version, with hashes." \
-  pyproject.toml --extra dev --extra cluster --constraint requirements/lock-cpu.txt
+  pyproject.toml --extra cpu --extra dev --extra cluster --constraint requirements/lock-cpu.txt
+# The GPU profile: the CPU set's versions, faiss-gpu instead of faiss-cpu, DALI, and ray[default] (GPU workers of
+# cluster.yaml and single GPU machines alike). Left out of the constraint: faiss-cpu (it must not come along) and
+# packaging (DALI 2.4 caps it at <=26.3; the CPU set may have a newer one).
+GPU_FREE='^(faiss-cpu|packaging)=='
+awk -v free="$GPU_FREE" '/^[^ #]/ { skip = tolower($0) ~ free } !skip' requirements/lock-cpu.txt \
+  > "$TOOLS/lock-cpu-no-faiss.txt"
+compile requirements/lock-gpu.txt "The tested install set of avs on CUDA machines (GPU profile), with hashes." \
+  pyproject.toml --extra gpu --extra dev --extra cluster --constraint "$TOOLS/lock-cpu-no-faiss.txt"
 printf "%s\n" "${BUILD_TOOLS[@]}" | compile requirements/lock-build.txt \
   "Build tools of the source packages of lock-cpu.txt ($SDISTS), at its versions." - \
   --constraint requirements/lock-cpu.txt

@@ -197,3 +197,24 @@ worker_start_ray_commands:
 def test_checker_rejects_token_auth_gaps(config, expected):
     problems = cluster_problems(config)
     assert any(expected in p for p in problems), problems
+
+
+def test_setup_commands_are_strings_and_install_the_right_profile():
+    """Each setup command is one shell string (an unquoted ``--only-binary :all: -r`` is a YAML mapping, which
+    the launcher cannot run); the head and CPU workers install the CPU cluster lock, GPU workers the GPU one."""
+    config = yaml.safe_load(CLUSTER_YAML.read_text())
+    gpu = config["available_node_types"]["gpu_worker"]["worker_setup_commands"]
+    lists = {
+        "setup": config["setup_commands"],
+        "head": config["head_setup_commands"],
+        "cpu_worker": config["worker_setup_commands"],
+        "gpu_worker": gpu,
+    }
+    for name, commands in lists.items():
+        assert all(isinstance(c, str) for c in commands), name
+    assert any("lock-build.txt" in c for c in lists["setup"])
+    for name in ("head", "cpu_worker"):
+        assert any("requirements/lock-cluster.txt" in c for c in lists[name]) and not any(
+            "lock-gpu" in c for c in lists[name]
+        )
+    assert any("requirements/lock-gpu.txt" in c for c in gpu) and not any("lock-cluster" in c for c in gpu)

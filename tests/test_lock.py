@@ -11,6 +11,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock-cpu.txt"
 CLUSTER_LOCK = ROOT / "requirements" / "lock-cluster.txt"
+GPU_LOCK = ROOT / "requirements" / "lock-gpu.txt"  # the GPU profile (scripts/install.sh gpu, cluster GPU workers)
 BUILD_LOCK = ROOT / "requirements" / "lock-build.txt"  # the build tools of the source-only packages
 # The platform the lock is made for (scripts/lock.sh): CPython 3.11 on x86_64 Linux.
 LOCK_ENV = {
@@ -24,7 +25,13 @@ LOCK_ENV = {
     "platform_python_implementation": "CPython",
     "extra": "",
 }
-LOCKED_EXTRAS = {LOCK: ("dev",), CLUSTER_LOCK: ("dev", "cluster")}  # extras each lock installs
+LOCKED_EXTRAS = {  # extras each lock installs
+    LOCK: ("cpu", "dev"),
+    CLUSTER_LOCK: ("cpu", "dev", "cluster"),
+    GPU_LOCK: ("gpu", "dev", "cluster"),
+}
+# Where the GPU set may differ from the CPU one: the faiss build, and packaging (DALI 2.4 caps it at <= 26.3)
+GPU_ONLY_VERSIONS = {"faiss-cpu", "packaging"}
 
 
 def read_lock(text: str) -> dict[str, str]:
@@ -70,6 +77,31 @@ def test_cluster_lock_is_the_cpu_lock_plus_the_cluster_extra():
     assert {name: cluster.get(name) for name in cpu} == cpu  # the tested versions, on the cluster too
 
 
+def test_profiles_hold_exactly_one_faiss():
+    """faiss-cpu and faiss-gpu install the same `faiss` folder: each profile has one of them, and the GPU profile
+    carries DALI for torch's CUDA (PyPI's torch 2.11 is a cu130 build) with `frames=` (DALI >= 2)."""
+    faiss = {"faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cuvs", "faiss-cuda"}
+    for lock, want in ((LOCK, "faiss-cpu"), (CLUSTER_LOCK, "faiss-cpu"), (GPU_LOCK, "faiss-gpu")):
+        assert set(read_lock(lock.read_text())) & faiss == {want}, lock.name
+    gpu, cpu = read_lock(GPU_LOCK.read_text()), read_lock(LOCK.read_text())
+    assert gpu["faiss-gpu"].startswith("1.15.") and int(gpu["nvidia-dali-cuda130"].split(".")[0]) >= 2
+    assert not any(name.startswith("nvidia-dali-cuda12") for name in gpu)
+    assert not any(name.startswith("nvidia-dali") for name in cpu)  # ~200 MB kept off CPU machines and CI
+    same = {name: gpu.get(name) for name in cpu if name not in GPU_ONLY_VERSIONS}
+    assert same == {name: v for name, v in cpu.items() if name not in GPU_ONLY_VERSIONS}  # the tested versions
+
+
+def test_base_dependencies_name_no_faiss_build():
+    """`faiss` comes from a profile (extra cpu or gpu), never from the base list (which would put faiss-cpu next
+    to a GPU wheel)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    assert not any(n.startswith("faiss") for n in names)
+    extras = project["optional-dependencies"]
+    assert [Requirement(r).name for r in extras["cpu"]] == ["faiss-cpu"]
+    assert {Requirement(r).name for r in extras["gpu"]} == {"faiss-gpu", "nvidia-dali-cuda130"}
+
+
 def pip_options(text: str) -> list[tuple[str, str]]:
     """The option lines of a requirements file, in order: ``[("--only-binary", ":all:"), ...]``."""
     return [tuple(line.split(None, 1)) for line in text.splitlines() if line.startswith("--")]
@@ -113,11 +145,14 @@ def test_build_tools_are_locked_at_the_lock_versions_and_installed_first():
     build, cpu = read_lock(BUILD_LOCK.read_text()), read_lock(LOCK.read_text())
     assert set(build) == {"setuptools", "cython", "numpy"}
     assert {name: cpu.get(name) for name in build} == build  # the versions the tested set runs with
-    commands = (ROOT / "scripts" / "quickstart.sh").read_text().replace("\\\n", " ").splitlines()
-    installs = [c for c in commands if "pip install" in c and "-r requirements/" in c]
-    assert [c.split("-r requirements/")[1].split()[0] for c in installs] == ["lock-build.txt", "lock-cpu.txt"]
+    assert "bash scripts/install.sh cpu" in (ROOT / "scripts" / "quickstart.sh").read_text()
+    commands = (ROOT / "scripts" / "install.sh").read_text().replace("\\\n", " ").splitlines()
+    installs = [c for c in commands if "pip install" in c and " -r " in c]
+    assert [c.split(" -r ")[1].split()[0] for c in installs] == ["requirements/lock-build.txt", '"$LOCK"']
     assert all("--require-hashes" in c and "--only-binary :all:" in c for c in installs)
     assert "--no-build-isolation" in installs[1]
+    assert "cpu) LOCK=requirements/lock-cpu.txt" in "\n".join(commands)
+    assert "gpu) LOCK=requirements/lock-gpu.txt" in "\n".join(commands)
 
 
 def test_coverage_check_catches_a_missing_or_stale_pin():
