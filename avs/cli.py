@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from avs.config import deep_merge, dump_yaml, layered, load_yaml
+from avs.shards.config import with_random_clip_weights
 
 
 # ----------------------------------------------------------------------------------------------- extract
@@ -116,21 +117,6 @@ def extract_config_from_args(args: argparse.Namespace) -> Any:
     }
     cfg = select_features(layered(ExtractConfig, tree, flags, args.set), args.features)
     return with_random_clip_weights(cfg) if getattr(args, "clip_random_weights", False) else cfg
-
-
-def with_random_clip_weights(cfg: Any) -> Any:
-    """``--clip-random-weights``: every CLIP feature set of ``cfg`` uses (seeded) random weights."""
-    import dataclasses
-
-    features = []
-    for f in cfg.features:
-        params = dict(f.params)
-        if f.extractor == "clip":
-            params["random_weights"] = True
-        elif f.extractor == "clip-zeroshot":
-            params["encoder"] = {**dict(params.get("encoder") or {}), "random_weights": True}
-        features.append(dataclasses.replace(f, params=params))
-    return dataclasses.replace(cfg, features=tuple(features))
 
 
 def start_ray_while_importing(num_cpus: int | None) -> None:
@@ -350,6 +336,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         "paper-001 Tables 1-2 (mAP per start point, per-class AP) or Fig. 3 (mAP against k) of an evaluate folder",
         lazy("avs.eval.transfer", "add_transfer_report_args"),
         lazy("avs.eval.transfer", "cmd_transfer_report"),
+    ),
+    "serve": (
+        "HTTP service (Ray Serve): POST /features and /predict/<run> answer one recording, GET /healthz",
+        lazy("avs.serve.cli", "add_serve_args"),
+        lazy("avs.serve.cli", "cmd_serve"),
     ),
     "train": (
         "train a model on feature shards with Ray Train (paper-000 recipe; DDP, AMP, checkpoints, resume)",

@@ -61,3 +61,45 @@ def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None
         os.environ["RAY_DATA_LOGGING_CONFIG"] = ray_data_logging_config()
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
+
+
+class MissingResources(RuntimeError):
+    """The Ray cluster could not place what a run asked for (e.g. a GPU) within the time allowed."""
+
+
+def wait_for_resources(bundles: list[dict[str, float]], timeout_s: float | None, what: str, hint: str = "") -> None:
+    """Return once the connected Ray cluster can place ``bundles`` (one dict of resources per actor or worker,
+    e.g. ``[{"GPU": 1, "CPU": 1}] * 2``), else raise ``MissingResources`` after ``timeout_s`` seconds with a
+    message naming the missing resource. Without this, actors that ask for a GPU on a cluster without one wait
+    forever. ``timeout_s=None``: no check (wait as Ray does). ``what`` names the asker, ``hint`` what to do.
+
+    The check is a placement group of ``bundles``: pending, it is the demand an autoscaling cluster starts
+    nodes for (cluster.yaml's GPU workers); it is removed again either way, so the actors take the resources.
+    """
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    if timeout_s is None or not bundles:
+        return
+    pg = placement_group(bundles, strategy="PACK")
+    try:
+        ready, _ = ray.wait([pg.ready()], timeout=max(0.0, float(timeout_s)))
+    finally:
+        remove_placement_group(pg)
+    if ready:
+        return
+    need: dict[str, float] = {}
+    for bundle in bundles:
+        for key, value in bundle.items():
+            need[key] = need.get(key, 0.0) + float(value)
+    total = ray.cluster_resources()
+    free = ray.available_resources()
+    short = {k: v for k, v in need.items() if total.get(k, 0.0) < v}
+    have = ", ".join(f"{total.get(k, 0.0):g} {k} ({free.get(k, 0.0):g} free)" for k in need)
+    asked = ", ".join(f"{v:g} {k}" for k, v in need.items())
+    if short:
+        missing = " and ".join(f"{k} (needs {v:g}, the cluster has {total.get(k, 0.0):g})" for k, v in short.items())
+        cause = f"the Ray cluster lacks {missing}, and no node with it joined within {timeout_s:g} s"
+    else:
+        cause = f"the cluster has them but they stayed in use for {timeout_s:g} s (other jobs?)"
+    raise MissingResources(f"{what} need {asked} in all; {cause}. {hint + ' ' if hint else ''}Cluster: {have}.")

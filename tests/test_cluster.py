@@ -325,3 +325,15 @@ def test_gpu_kmeans_matches_cpu():
     assert adjusted_rand_score(group, gpu.assignments) == 1.0
     assert adjusted_rand_score(cpu.assignments, gpu.assignments) == 1.0
     assert gpu.objective == pytest.approx(cpu.objective, rel=1e-3)
+
+
+def test_missing_faiss_names_the_install_profiles(monkeypatch, tmp_path):
+    """Without a profile (`pip install avs` names no faiss build) avs cluster stops with the commands to run."""
+    import sys
+
+    from avs.cluster.config import ClusterConfig
+    from avs.cluster.job import run_cluster
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    with pytest.raises(RuntimeError, match="install.sh gpu"):
+        run_cluster(ClusterConfig(features=str(tmp_path / "texture"), out=str(tmp_path / "out")))

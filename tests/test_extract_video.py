@@ -78,6 +78,7 @@ def test_good_videos_written_bad_ones_reported(run):
     out, summary = run
     c = summary["branches"]["video"]["counts"]
     assert c["inputs"] == 8 and c["clips_written"] == 4 and c["clips_failed"] == 4
+    assert c["gpu_fallbacks"] == 0 and summary["branches"]["video"]["gpu_fallback_reasons"] == {}  # CPU decode
     errors = {e["path"].rsplit("/", 1)[1]: e for e in pq.read_table(out / "errors.parquet").to_pylist()}
     assert {n: e["error_type"] for n, e in errors.items()} == BAD
     assert all(e["branch"] == "video" for e in errors.values())

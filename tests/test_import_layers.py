@@ -31,7 +31,8 @@ LAYERS = {
     "ensemble": 7,
     "eval": 8,
     "train": 9,
-    "cli": 10,
+    "serve": 10,  # the online service: extraction pieces + trained runs behind HTTP
+    "cli": 11,
 }
 
 

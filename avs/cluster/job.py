@@ -34,6 +34,7 @@ from avs.cluster.kmeans import (
     gpu_available,
     load_matrix,
     nearest_rows,
+    require_faiss,
     run_kmeans,
 )
 from avs.config import config_hash, to_dict
@@ -63,6 +64,7 @@ def run_cluster(cfg: ClusterConfig, stream: TextIO | None = None) -> dict[str, A
     """Cluster one feature set; write the outputs listed in the module docstring; return the summary."""
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
+    require_faiss()
     device = resolve_device(cfg.device)
     if cfg.frames is not None:
         feature_parts(cfg.frames)  # a missing frames folder fails before the clustering work

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,17 @@ _BLOCK_ROWS = 16_384  # rows per block for the chunked passes (bounded float64 t
 
 
 # ------------------------------------------------------------------------------------------------ loading
+def require_faiss() -> None:
+    """faiss comes from an install profile (faiss-cpu or faiss-gpu, one of them): a clear error when neither is."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        raise RuntimeError(
+            "faiss is not installed: avs takes it from an install profile, `bash scripts/install.sh` (cpu) or "
+            "`bash scripts/install.sh gpu`, or pip install 'avs[cpu]' / 'avs[gpu]' (never both faiss builds)"
+        ) from None
+
+
 def feature_parts(folder: str) -> tuple[Storage, list[str]]:
     """The storage of a shard folder and its ``part-*.parquet`` names (sorted); error when there are none."""
     storage = Storage(folder)
@@ -252,6 +264,28 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+_GPU_RESOURCES: dict[int, Any] = {}  # GPU number -> faiss.StandardGpuResources, made once per process
+
+
+def gpu_resources(gpu: int = 0) -> Any:
+    """faiss' resources on GPU ``gpu`` (cuBLAS handle, streams, a scratch-memory pool), made once per process and
+    shared by every ``run_kmeans`` (``faiss.Kmeans(gpu=True)`` makes new ones, and allocates again, per call)."""
+    import faiss
+
+    if gpu not in _GPU_RESOURCES:
+        _GPU_RESOURCES[gpu] = faiss.StandardGpuResources()
+    return _GPU_RESOURCES[gpu]
+
+
+def _gpu_flat_index(dims: int) -> Any:
+    """An exact L2 index replicated on every visible GPU (as ``faiss.Kmeans(gpu=True)`` builds it), on the
+    cached resources."""
+    import faiss
+
+    gpus = list(range(faiss.get_num_gpus()))
+    return faiss.index_cpu_to_gpu_multiple_py([gpu_resources(g) for g in gpus], faiss.IndexFlatL2(dims), None, gpus)
+
+
 def check_matrix(x: np.ndarray, k: int) -> None:
     if x.ndim != 2:
         raise ValueError(f"expected a (n, dims) matrix, got shape {x.shape}")
@@ -284,6 +318,7 @@ def run_kmeans(
 
     ``max_points_per_centroid=None`` trains on every row (faiss would otherwise subsample ``k * 256``).
     ``init_centroids`` ``(k, dims)`` replaces the random initialisation (needs ``restarts == 1``).
+    ``use_gpu``: assign on every visible GPU, with this process's faiss resources (``gpu_resources``).
     """
     import faiss
 
@@ -306,8 +341,9 @@ def run_kmeans(
         seed=seed,
         verbose=verbose,
         max_points_per_centroid=int(mppc),
-        gpu=bool(use_gpu),
     )
+    if use_gpu:
+        km.index = _gpu_flat_index(dims)  # what Clustering.train assigns with; resources reused across calls
     t0 = time.perf_counter()
     init = None if init_centroids is None else np.ascontiguousarray(init_centroids, dtype=np.float32)
     km.train(x, init_centroids=init)

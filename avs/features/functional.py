@@ -60,11 +60,19 @@ def savgol_operator(n_frames: int, width: int = 9, order: int = 1) -> np.ndarray
     return savgol_filter(eye, width, deriv=order, polyorder=order, mode="interp", axis=0)
 
 
+@functools.lru_cache(maxsize=64)
+def delta_operator(n_frames: int, width: int, order: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``savgol_operator(...).T`` as a tensor of ``dtype`` on ``device``, made once per key: (frames, frames),
+    right-multiplied by (..., frames) features. Not an inference tensor, so autograd can use it too."""
+    with torch.inference_mode(False):
+        op = torch.as_tensor(savgol_operator(n_frames, width, order).T, dtype=dtype, device=device)
+        return op.contiguous()
+
+
 def deltas(features: torch.Tensor, *, width: int = 9, order: int = 1) -> torch.Tensor:
     """Time derivative of ``features`` (..., frames), librosa.feature.delta(width, order, mode="interp")."""
-    n_frames = features.shape[-1]
-    op = torch.as_tensor(savgol_operator(n_frames, width, order), dtype=features.dtype, device=features.device)
-    return features @ op.T  # (..., frames) @ (frames, frames)
+    op_t = delta_operator(features.shape[-1], width, order, features.dtype, features.device)
+    return features @ op_t  # (..., frames) @ (frames, frames): stays on the features' device, no copy per call
 
 
 def num_frames(n_samples: int, n_fft: int, hop_length: int, center: bool) -> int:

@@ -85,6 +85,14 @@ class PipelineConfig:
     decode_memory_mb: int | None = None  # memory each decode actor declares to Ray; None: avs's estimate
     feature_memory_mb: int | None = None  # memory each feature actor declares; None: estimate (per model)
     lease_stale_s: float = 60.0  # another run's lease on OUT with no heartbeat for this long is taken over
+    # A GPU run (device cuda, or auto on a cluster with GPUs) first asks Ray for its GPU actors' resources and
+    # stops with a message naming what is missing when they cannot be placed within this long (no GPU in the
+    # cluster and none started by the autoscaler, or all busy); None: wait as long as Ray does (forever).
+    gpu_wait_s: float | None = 600.0
+    # The GPU video decoder (DALI) failing for a reason of the machine -- NVDEC / libnvcuvid missing, a CUDA
+    # error, GPU memory -- is never recorded as a bad file: true decodes such files on CPU and counts them in
+    # run.json (counts.gpu_fallbacks, branches.video.gpu_fallback_reasons); false stops the run instead.
+    gpu_decode_fallback: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,3 +151,16 @@ def feature_set_identity(cfg: ExtractConfig, feature: FeatureSetConfig) -> dict[
 
 def feature_set_hash(cfg: ExtractConfig, feature: FeatureSetConfig) -> str:
     return config_hash(feature_set_identity(cfg, feature))
+
+
+def with_random_clip_weights(cfg: Any) -> Any:
+    """``--clip-random-weights``: every CLIP feature set of ``cfg`` uses (seeded) random weights."""
+    features = []
+    for f in cfg.features:
+        params = dict(f.params)
+        if f.extractor == "clip":
+            params["random_weights"] = True
+        elif f.extractor == "clip-zeroshot":
+            params["encoder"] = {**dict(params.get("encoder") or {}), "random_weights": True}
+        features.append(dataclasses.replace(f, params=params))
+    return dataclasses.replace(cfg, features=tuple(features))

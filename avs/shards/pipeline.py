@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import platform
+import re
 import time
 import uuid
 from typing import Any
@@ -169,6 +170,7 @@ class BranchResult:
     worker_seconds: dict[str, float]
     first_result_s: float | None
     errors: list[dict[str, Any]]
+    gpu_fallbacks: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> clips decoded on CPU
 
 
 def run_extract(cfg: ExtractConfig, manifest: pa.Table | None = None) -> dict[str, Any]:
@@ -232,6 +234,7 @@ def _run_extract(
                 "first_result_s": r.first_result_s,
                 "worker_seconds": r.worker_seconds,
                 "parts_written": r.parts,
+                "gpu_fallback_reasons": r.gpu_fallbacks,
             }
             for b, r in results.items()
         },
@@ -284,6 +287,7 @@ def _run_branch(
     shapes: dict[str, list[int]] = {}
     written: dict[str, int] = {}  # clip_id -> rows written
     new_errors: list[dict[str, Any]] = []
+    fallbacks: dict[str, int] = {}  # why clips were decoded on CPU after the GPU decoder failed -> clips
     parts: set[int] = set()
     stage_s = {"decode_s": 0.0, "feature_s": 0.0, "write_s": 0.0}  # worker seconds, summed over clips
     first_result_s = None
@@ -294,6 +298,16 @@ def _run_branch(
 
         init_ray(cfg.pipeline.num_cpus)
         plan = plan_resources(cfg, branch)
+        if plan["use_gpu"]:  # fail within pipeline.gpu_wait_s, not hang, where the GPU actors cannot be placed
+            from avs.ray_start import wait_for_resources
+
+            wait_for_resources(
+                [{"GPU": 1.0, "CPU": 1.0}] * plan["feature_workers"],
+                cfg.pipeline.gpu_wait_s,
+                f"avs extract {branch}: {plan['feature_workers']} GPU feature worker(s)",
+                "Start GPU workers (cluster.yaml), run on CPU (pipeline.device cpu or auto), or set "
+                "pipeline.gpu_wait_s longer for a slow autoscaler.",
+            )
         sinks = _sinks(cfg, features, identities, hashes)
         shapes = {s.name: list(s.shape) for s in sinks}
         writers = _writers(cfg, sinks, plan, state.next_part_index(storage, names))
@@ -322,9 +336,15 @@ def _run_branch(
                         failed_here += 1
                     else:
                         written[cid] = int(batch["n_rows"][i])
+                _count_fallbacks(batch, fallbacks)
                 progress.update(len(batch["clip_id"]), errors=len(new_errors))
                 if failed_here:
                     _save_errors(storage, previous_errors, new_errors, branch, run_id)
+        except Exception as exc:  # a worker's InfrastructureError (gpu_decode_fallback off): say it plainly
+            stop = infrastructure_stop(exc, branch)
+            if stop is None:
+                raise
+            raise stop from exc
         finally:
             reports = _close_writers(writers)
         progress.close()
@@ -372,7 +392,14 @@ def _run_branch(
         "clips_failed": len(new_errors),
         "clips_in_output": len(all_written & set(ids)),
         "error_rows": state.branch_errors(errors, branch).num_rows,
+        "gpu_fallbacks": sum(fallbacks.values()),  # clips decoded on CPU because the GPU decoder failed
     }
+    if fallbacks:
+        print(
+            f"[avs extract] {branch}: {counts['gpu_fallbacks']} clip(s) decoded on CPU because the GPU decoder "
+            f"failed: " + "; ".join(f"{why} ({n})" for why, n in fallbacks.items()),
+            flush=True,
+        )
     return BranchResult(
         counts,
         [part_name(p) for p in sorted(parts)],
@@ -381,7 +408,31 @@ def _run_branch(
         {k: round(v, 3) for k, v in stage_s.items()},
         first_result_s,
         new_errors,
+        fallbacks,
     )
+
+
+def infrastructure_stop(exc: BaseException, branch: str) -> Exception | None:
+    """The ``InfrastructureError`` a worker stopped the run with (Ray Data hands the driver a RayTaskError holding
+    its traceback), as one error with the worker's message; None for other errors."""
+    from avs.decode.errors import InfrastructureError
+
+    if isinstance(exc, InfrastructureError):
+        return InfrastructureError(exc.reason, f"avs extract {branch} stopped: {exc.message}", exc.path)
+    found = re.findall(r"InfrastructureError: (\w+): (.+)", str(exc))
+    if not found:
+        return None
+    reason, message = found[-1]
+    return InfrastructureError(reason, f"avs extract {branch} stopped: {message.strip()}")
+
+
+def _count_fallbacks(status: dict[str, np.ndarray], fallbacks: dict[str, int]) -> None:
+    """Add a batch of status rows' ``decode_fallback`` reasons (one per clip decoded on CPU instead of the GPU)."""
+    from avs.shards.stages import FALLBACK_COLUMN
+
+    for why in status.get(FALLBACK_COLUMN, ()):
+        if why:
+            fallbacks[str(why)] = fallbacks.get(str(why), 0) + 1
 
 
 def failure_fraction(summary: dict[str, Any]) -> float:
@@ -514,7 +565,15 @@ def _dataset(
     elif plan.get("video_decoder") == "dali":  # decode on the GPU that computes the features: one stage
         ds = ray.data.from_arrow(blocks).map_batches(
             DaliVideoStage,
-            fn_constructor_kwargs={"video": cfg.video, "audio": cfg.audio, "features": features, **common},
+            fn_constructor_kwargs={
+                "video": cfg.video,
+                "audio": cfg.audio,
+                "timeout_s": p.decode_timeout_s,
+                "plugins": p.plugins,
+                "gpu_fallback": p.gpu_decode_fallback,
+                "features": features,
+                **common,
+            },
             batch_size=None,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=plan["feature_workers"], max_tasks_in_flight_per_actor=2),

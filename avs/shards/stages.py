@@ -27,6 +27,9 @@ from avs.shards.config import AudioConfig, FeatureSetConfig
 from avs.shards.writer import FeatureSink, clip_tables
 
 ERROR_COLUMNS = ("error_stage", "error_type", "error_message")
+# Video rows decoded on CPU because the GPU decoder failed for a reason of the machine: why ("" otherwise).
+# Carried onto the status rows, where the driver counts it (run.json: counts.gpu_fallbacks).
+FALLBACK_COLUMN = "decode_fallback"
 
 
 def error_fields(stage: str, exc: BaseException) -> dict[str, str]:
@@ -130,6 +133,20 @@ def pick_device(device: str) -> str:
     return device
 
 
+def build_extractors(features: tuple[FeatureSetConfig, ...], device: str, sample_rate_hz: int) -> dict[str, Any]:
+    """Feature set name -> its extractor on ``device``, in eval mode, weights loaded now (not on the first batch)."""
+    from avs.features.base import create_extractor
+
+    extractors = {
+        f.name: create_extractor(f.extractor, f.params, sample_rate_hz=sample_rate_hz).to(device).eval()
+        for f in features
+    }
+    for ext in extractors.values():
+        if hasattr(ext, "load"):
+            ext.load()
+    return extractors
+
+
 class FeatureWorker:
     """What the feature stages of both branches hold: extractors built once on the worker's device
     (weights loaded now, not on the first batch), the part writers and the manifest columns to carry.
@@ -151,18 +168,10 @@ class FeatureWorker:
         import ray
         import torch
 
-        from avs.features.base import create_extractor
-
         if threads:
             torch.set_num_threads(int(threads))
         self.device = pick_device(device)
-        self.extractors = {
-            f.name: create_extractor(f.extractor, f.params, sample_rate_hz=sample_rate_hz).to(self.device).eval()
-            for f in features
-        }
-        for ext in self.extractors.values():
-            if hasattr(ext, "load"):
-                ext.load()
+        self.extractors = build_extractors(features, self.device, sample_rate_hz)
         self.sinks = sinks
         self.writers = writers
         self.carried = ray.get(carried[0])  # manifest columns copied onto rows, indexed by manifest row
@@ -246,7 +255,8 @@ def finish_batch(
     carried: pa.Table,
     extra_keys: tuple[str, ...] = (),
 ) -> tuple[dict[str, np.ndarray], dict[str, pa.Table] | None]:
-    """Group rows by clip -> (one status row per clip {clip_id, n_rows, decode_s, feature_s, error_*},
+    """Group rows by clip -> (one status row per clip {clip_id, n_rows, decode_s, feature_s, error_*, and
+    decode_fallback when the rows have it},
     one table per feature set holding the clips whose rows are all here and good, or None).
 
     ``feats``: feature set -> (rows, *shape) float32 array, or a list of bytes (binary feature sets).
@@ -264,6 +274,8 @@ def finish_batch(
         status["clip_id"].append(cid)
         status["decode_s"].append(float(np.sum(batch["decode_s"][rows])))
         status["feature_s"].append(feature_s * len(rows))
+        if FALLBACK_COLUMN in batch:
+            status[FALLBACK_COLUMN].append(str(batch[FALLBACK_COLUMN][first]))
         if bad or not complete:
             e = bad[0] if bad else first
             fields = (errors["error_stage"][e], errors["error_type"][e], errors["error_message"][e])
@@ -286,5 +298,6 @@ def finish_batch(
             for n, v in feats.items()
         }
         tables = clip_tables(sinks, keys, values, carried.take(pa.array(batch["row"][idx])))
-    out = {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in status.items()}
+    text = ("clip_id", *ERROR_COLUMNS, FALLBACK_COLUMN)
+    out = {k: np.asarray(v, dtype=object if k in text else None) for k, v in status.items()}
     return out, tables

@@ -8,7 +8,10 @@ CPU (and GPU without DALI):
                               to a part writer; one status row per clip (as the audio branch)
 GPU with DALI (``video.backend: dali``, or ``auto`` on a GPU cluster with the ``gpu`` extra):
     input blocks -> DaliVideoStage: decode on the GPU (NVDEC) and compute the features there, frames never
-                    leave the GPU except for the JPEGs of the frames set.
+                    leave the GPU except for the JPEGs of the frames set. A file the GPU decoder fails on for
+                    a reason of the machine (NVDEC missing, a CUDA error, GPU memory) is decoded on CPU
+                    instead, its row's ``decode_fallback`` saying why (counted in run.json); with
+                    ``pipeline.gpu_decode_fallback: false`` the run stops with that error.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from avs.decode.errors import InfrastructureError, NoFramesSampled
 from avs.shards.config import AudioConfig, VideoConfig
-from avs.shards.stages import ERROR_COLUMNS, FeatureWorker, error_fields, finish_batch
+from avs.shards.stages import ERROR_COLUMNS, FALLBACK_COLUMN, FeatureWorker, error_fields, finish_batch
 
 VIDEO_KEYS = ("frame_index", "timestamp_s")
 NO_VIDEO = {
@@ -35,14 +39,33 @@ def _has_path(path: Any) -> bool:
     return path is not None and str(path) not in ("", "None", "nan")
 
 
-def frame_rows(
-    clips: Iterable[tuple[str, int, int, Any, dict[str, str], float]], half_window: float
-) -> tuple[dict[str, np.ndarray], list[Any]]:
-    """Rows of a block from decoded clips ``(clip_id, row, block, FrameBatch | None, error, seconds)``:
-    one row per frame (one error row for a clip that failed) and the frames in row order."""
+def no_frames(path: str) -> NoFramesSampled:
+    """The error of a video the sampling rule gives no time for (both decode paths record this row)."""
+    return NoFramesSampled(
+        f"no frames at the sampled times of {path}: the video is shorter than the sampling needs "
+        "(video.sampling 'segments': half an audio segment) or its header gives a duration of 0 s"
+    )
+
+
+class DecodedClip(NamedTuple):
+    clip_id: str
+    row: int
+    block: int
+    got: Any  # FrameBatch with at least one frame, or None when the clip failed
+    error: dict[str, str]  # error fields ({} when decoded)
+    seconds: float  # decode seconds of the clip
+    fallback: str = ""  # why the clip was decoded on CPU instead of the GPU ("" when it was not)
+
+
+def frame_rows(clips: Iterable[DecodedClip | tuple], half_window: float) -> tuple[dict[str, np.ndarray], list[Any]]:
+    """Rows of a block from decoded clips (``DecodedClip``): one row per frame (one error row for a clip that
+    failed, or that has no frame) and the frames in row order."""
     cols: dict[str, list] = defaultdict(list)
     frames: list[Any] = []
-    for clip_id, row, block, got, error, seconds in clips:
+    for clip in clips:
+        clip_id, row, block, got, error, seconds, fallback = DecodedClip(*clip)
+        if got is not None and len(got.frames) == 0:
+            got, error = None, error_fields("decode", no_frames(str(clip_id)))
         n = 1 if got is None else len(got.frames)
         cols["clip_id"] += [str(clip_id)] * n
         cols["row"] += [int(row)] * n
@@ -61,7 +84,9 @@ def frame_rows(
             frames.extend(list(got.frames))
         for key in ERROR_COLUMNS:
             cols[key] += [error.get(key, "")] * n
-    out = {k: np.asarray(v, dtype=object if k in ("clip_id", *ERROR_COLUMNS) else None) for k, v in cols.items()}
+        cols[FALLBACK_COLUMN] += [fallback] * n
+    text = ("clip_id", *ERROR_COLUMNS, FALLBACK_COLUMN)
+    out = {k: np.asarray(v, dtype=object if k in text else None) for k, v in cols.items()}
     # start_s / end_s: the moment a frame describes; for "segments" sampling the audio window around it
     out["start_s"] = np.maximum(out["timestamp_s"] - half_window, 0.0)
     out["end_s"] = out["timestamp_s"] + half_window
@@ -91,7 +116,7 @@ class VideoDecodeStage:
         try:
             got = self.reader.read_frames(str(path), self.rule)
             if len(got.frames) == 0:
-                raise ValueError("no frames at the sampled times")
+                raise no_frames(str(path))
             return got, {}
         except Exception as exc:
             return None, error_fields("decode", exc)
@@ -103,7 +128,7 @@ class VideoDecodeStage:
         ):
             t0 = time.perf_counter()
             got, error = self._read(path)
-            clips.append((clip_id, row, block, got, error, time.perf_counter() - t0))
+            clips.append(DecodedClip(clip_id, row, block, got, error, time.perf_counter() - t0))
         out, frames = frame_rows(clips, self.half_window)
         if len({f.shape for f in frames}) == 1:
             out["frame"] = np.stack(frames)  # (rows, H, W, 3) uint8
@@ -155,55 +180,163 @@ class VideoFeatureStage(FeatureWorker):
         return self.features(batch, frames)
 
 
-class DaliVideoStage(VideoFeatureStage):
-    """GPU path: decode the sampled frames with DALI (NVDEC) on the GPU that then runs CLIP.
+class DaliDecoder:
+    """The decode half of ``DaliVideoStage``: a block's clips -> frame rows and their frames (torch tensors on
+    ``device``), decoded by DALI (``decoder="gpu"``: NVDEC; "cpu": DALI's CPU decoder, for tests).
 
     Each file is first indexed with PyAV on the CPU (header and packets, no decoding), which also turns the
-    sampling rule into frame indices exactly as the CPU path does; a file DALI fails on becomes an error
-    row and the others in its chunk are kept. Unlike the CPU path, DALI runs inside this worker: a native
-    crash there costs the block (Ray retries it), not only the file.
+    sampling rule into frame indices exactly as the CPU path does; a file DALI fails on becomes an error row
+    and the others in its chunk are kept. A file DALI fails on for a reason of the machine
+    (``InfrastructureError``: DALI or NVDEC missing, a CUDA error, GPU memory) is decoded on CPU with the CPU
+    path's guarded reader and its rows say why in ``decode_fallback``; after a failure other than GPU memory
+    every later file goes to the CPU directly (the GPU decoder stays broken). With ``gpu_fallback=False`` the
+    first such failure stops the run instead. Still images (LADI photos) are read on CPU as in the CPU path.
     """
 
-    def __init__(self, video: VideoConfig, audio: AudioConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        video: VideoConfig,
+        audio: AudioConfig,
+        device: str = "cuda",
+        *,
+        timeout_s: float = 120.0,
+        plugins: tuple[str, ...] = (),
+        gpu_fallback: bool = True,
+        decoder: str = "gpu",
+    ) -> None:
         self.rule = video.rule(audio)
         self.short_side = video.short_side
         self.half_window = _half_window(video, audio)
+        self.device = device
+        self.timeout_s = timeout_s
+        self.plugins = plugins
+        self.gpu_fallback = gpu_fallback
+        self.decoder = decoder
+        self.broken: InfrastructureError | None = None  # the GPU decoder's lasting failure, once seen
+        self._reader: Any = None  # the CPU path's guarded reader, started on the first CPU decode
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from avs.decode.dali import read_frames_dali
+    def __call__(self, batch: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[Any]]:
+        from avs.decode.image import is_image_path
         from avs.decode.video_guard import _resolve_request
 
         t0 = time.perf_counter()
         n = len(batch["clip_id"])
-        results: list[tuple[Any, dict[str, str]]] = [(None, NO_VIDEO)] * n
-        by_size: dict[Any, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        results: list[tuple[Any, dict[str, str], str]] = [(None, NO_VIDEO, "")] * n  # (frames, error, fallback)
+        requests: list[tuple[int, np.ndarray, Any]] = []  # (row in block, times (n,) s, (height, width) or None)
         for i, path in enumerate(batch["video_path"]):
             if not _has_path(path):
                 continue
+            if is_image_path(str(path)):
+                results[i] = self._cpu(str(path), "")
+                continue
             try:
                 times, size = _resolve_request(str(path), self.rule, self.short_side)
-                by_size[size].append((i, times))
+                requests.append((i, times, size))
             except Exception as exc:
-                results[i] = (None, error_fields("decode", exc))
-        for size, items in by_size.items():
-            paths = [str(batch["video_path"][i]) for i, _ in items]
+                results[i] = (None, error_fields("decode", exc), "")
+        decoded = self._dali([(str(batch["video_path"][i]), t, size) for i, t, size in requests])
+        for (i, _, _), got in zip(requests, decoded, strict=True):
+            path = str(batch["video_path"][i])
+            if isinstance(got, InfrastructureError):
+                results[i] = self._fall_back(path, got)
+            elif isinstance(got, Exception):
+                results[i] = (None, error_fields("decode", got), "")
+            elif len(got.frames) == 0:
+                results[i] = (None, error_fields("decode", no_frames(path)), "")
+            else:
+                results[i] = (got, {}, "")
+        seconds = (time.perf_counter() - t0) / max(1, n)
+        clips = [
+            DecodedClip(batch["clip_id"][i], batch["row"][i], batch["block"][i], got, err, seconds, why)
+            for i, (got, err, why) in enumerate(results)
+        ]
+        return frame_rows(clips, self.half_window)
+
+    def _dali(self, requests: list[tuple[str, np.ndarray, Any]]) -> list[Any]:
+        """DALI's result for each (path, times, size): a FrameBatch, a DecodeError or an InfrastructureError."""
+        from avs.decode.dali import read_frames_dali
+
+        if not requests:
+            return []
+        if self.broken is not None:
+            return [self.broken] * len(requests)
+        paths, times, sizes = zip(*requests, strict=True)
+        try:
             got = read_frames_dali(
-                paths,
-                [t for _, t in items],
-                size,
+                list(paths),
+                list(times),
+                None if sizes[0] is None else list(sizes),  # all sized (short_side) or none
+                decoder=self.decoder,
                 output="torch",
                 on_error="return",
                 device_id=_device_index(self.device),
             )
-            for (i, _), g in zip(items, got, strict=True):
-                results[i] = (None, error_fields("decode", g)) if isinstance(g, Exception) else (g, {})
-        seconds = (time.perf_counter() - t0) / max(1, n)
-        clips = [
-            (batch["clip_id"][i], batch["row"][i], batch["block"][i], got, err, seconds)
-            for i, (got, err) in enumerate(results)
-        ]
-        out, frames = frame_rows(clips, self.half_window)
+        except InfrastructureError as exc:  # DALI missing, or its pipeline cannot be built here
+            got = [exc] * len(requests)
+        for g in got:
+            if isinstance(g, InfrastructureError) and g.reason != "gpu_out_of_memory":
+                self.broken = g
+        return got
+
+    def _fall_back(self, path: str, failure: InfrastructureError) -> tuple[Any, dict[str, str], str]:
+        if not self.gpu_fallback:
+            raise InfrastructureError(
+                failure.reason,
+                f"the GPU video decoder failed for a reason of the machine, not of the file ({failure.message}); "
+                "pipeline.gpu_decode_fallback is off, so the run stops. Fix the GPU worker (NVIDIA driver with "
+                "libnvcuvid for NVDEC, free GPU memory) or set pipeline.gpu_decode_fallback=true to decode such "
+                "files on CPU",
+                path,
+            ) from failure
+        return self._cpu(path, f"{failure.reason}: {failure.message}"[:500])
+
+    def _cpu(self, path: str, fallback: str) -> tuple[Any, dict[str, str], str]:
+        """Decode one file with the CPU path's guarded reader (frames moved to ``device``)."""
+        import torch
+
+        if self._reader is None:
+            from avs.decode.video_guard import GuardedFrameReader
+
+            self._reader = GuardedFrameReader(
+                timeout_s=self.timeout_s, plugins=self.plugins, backend="auto", size=self.short_side, threads=1
+            )
+        try:
+            got = self._reader.read_frames(path, self.rule)
+            if len(got.frames) == 0:
+                raise no_frames(path)
+        except Exception as exc:
+            return None, error_fields("decode", exc), fallback
+        return got._replace(frames=torch.from_numpy(got.frames).to(self.device)), {}, fallback
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+class DaliVideoStage(VideoFeatureStage):
+    """GPU path: decode the sampled frames with DALI (NVDEC) on the GPU that then runs CLIP (``DaliDecoder``).
+
+    Unlike the CPU path, DALI runs inside this worker: a native crash there costs the block (Ray retries it),
+    not only the file.
+    """
+
+    def __init__(
+        self,
+        video: VideoConfig,
+        audio: AudioConfig,
+        timeout_s: float = 120.0,
+        plugins: tuple[str, ...] = (),
+        gpu_fallback: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.decode = DaliDecoder(
+            video, audio, self.device, timeout_s=timeout_s, plugins=plugins, gpu_fallback=gpu_fallback
+        )
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out, frames = self.decode(batch)
         return self.features(out, frames)
 
 

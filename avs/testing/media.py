@@ -130,7 +130,8 @@ def write_video(
 
     - video: ``seconds`` long at ``fps`` frames per second, ``width`` x ``height`` pixels (even numbers,
       yuv420p), colours from ``color_seed``; ``codec`` "h264" (libx264) falls back to "mpeg4" when this
-      PyAV build cannot encode it. ``seed`` shifts where the moving pattern starts and, with ``vfr=True``,
+      PyAV build cannot encode it ("libvpx" / "libvpx-vp9" in .webm and "mjpeg" in .avi also work: the codecs
+      DALI's CPU video decoder reads). ``seed`` shifts where the moving pattern starts and, with ``vfr=True``,
       draws the irregular frame timestamps.
       ``video=False`` writes an audio-only container.
     - audio: ``audio`` (channels, samples) or (samples,) float32 at ``audio_rate_hz``, encoded with
@@ -158,7 +159,9 @@ def write_video(
             vcodec = pick_video_codec(codec)
             rate = Fraction(fps).limit_denominator(1001)
             vstream = container.add_stream(vcodec, rate=rate)
-            vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+            # FFmpeg's MJPEG encoder takes full-range YUV only
+            vstream.width, vstream.height = width, height
+            vstream.pix_fmt = "yuvj420p" if vcodec == "mjpeg" else "yuv420p"
             if vcodec in ("h264", "libx264"):
                 vstream.options = {"preset": "veryfast", "crf": "28"}
             if vfr:  # millisecond timestamps so frames can fall anywhere

@@ -66,6 +66,11 @@ class TrainConfig:
     num_workers: int = opt(1, help="Ray Train workers (DDP when > 1)")
     use_gpu: Literal["auto"] | bool = opt("auto", help="auto: when the Ray cluster has GPUs")
     cpus_per_worker: float = opt(1.0, help="CPUs reserved per Ray Train worker")
+    gpu_wait_s: float | None = opt(
+        600.0,
+        help="a GPU run stops with a message naming the missing resource when Ray cannot place its workers' GPUs "
+        "within this many seconds (none in the cluster, none started by the autoscaler); None: wait forever",
+    )
     torch_threads: int | None = opt(
         None,
         help="CPU threads of torch in each worker (None: Ray's default, one per reserved CPU; more lets a laptop's "
@@ -110,6 +115,8 @@ class TrainConfig:
             raise ValueError("TrainConfig: folds and fold go together (--folds 5 --fold k)")
         if self.folds is not None and (self.folds < 2 or not 0 <= self.fold < self.folds):
             raise ValueError(f"TrainConfig: need folds >= 2 and 0 <= fold < folds, got {self.folds}, {self.fold}")
+        if self.gpu_wait_s is not None and self.gpu_wait_s < 0:
+            raise ValueError(f"TrainConfig.gpu_wait_s must be >= 0 (or None), got {self.gpu_wait_s}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"TrainConfig.grad_clip must be > 0, got {self.grad_clip}")
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -386,6 +386,26 @@ def joined_batch(
     dims = spec.input_shape[0]
     x = fixed_list_to_numpy(table.column("__x"), (dims,)) if table.num_rows else np.zeros((0, dims), np.float32)
     return _finish(table, x, spec, keep_keys, drop_unlabeled)
+
+
+def tables_batch(spec: DataSpec, tables: Mapping[str, pa.Table]) -> dict[str, Any]:
+    """In-memory rows of one clip in the shards' layout (feature set -> table, as ``avs.serve`` computes them) ->
+    ``x`` and key columns exactly as ``split_dataset(..., keep_keys=True)`` prepares them for prediction (labels
+    and label tables are not read: rows are unlabelled)."""
+    spec = dataclasses.replace(spec, label_column="labels", label_table=None, target="index")
+    first = tables[spec.features[0]]
+    if len(spec.features) == 1:
+        if spec.kind == "image":
+            return frame_batch(first, spec, keep_keys=True, drop_unlabeled=False, train=False, augment=False)
+        return vector_batch(first, spec, keep_keys=True, drop_unlabeled=False)
+    segments = first.column("segment").to_pylist()
+    parts = []
+    for name, column, shape in zip(spec.features, spec.columns, spec.shapes, strict=True):
+        table = tables[name]
+        if table.column("segment").to_pylist() != segments:
+            raise ValueError(f"feature sets {spec.features[0]} and {name} have different rows for this clip")
+        parts.append(fixed_list_to_numpy(table.column(column), shape).reshape(table.num_rows, -1))
+    return _finish(first, np.concatenate(parts, axis=1), spec, keep_keys=True, drop_unlabeled=False)
 
 
 # ------------------------------------------------------------------------------------------------ datasets

@@ -256,6 +256,15 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
     resources = {"CPU": cfg.cpus_per_worker}
     if use_gpu:
         resources["GPU"] = 1
+        from avs.ray_start import wait_for_resources
+
+        wait_for_resources(  # Ray Train would wait forever for workers a cluster without GPUs cannot place
+            [dict(resources)] * cfg.num_workers,
+            cfg.gpu_wait_s,
+            f"avs train: {cfg.num_workers} Ray Train worker(s)",
+            "Start GPU workers (cluster.yaml), train on CPU (use_gpu false or auto), or set gpu_wait_s longer "
+            "for a slow autoscaler.",
+        )
     split = [s.name for s in task.train_streams()] + (["val"] if task.split_validation else [])
     monitor, mode = task.monitor
     trainer = trainer_class(state_api_available())(

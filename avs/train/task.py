@@ -236,6 +236,11 @@ class Task:
         the model input ``x``, prepared as for validation; ``split`` None = every row."""
         raise NotImplementedError(f"task {self.name!r} does not predict: it defines no predict_dataset()")
 
+    def inputs_from_tables(self, tables: Mapping[str, Any]) -> dict[str, Any]:
+        """One clip's rows in the shards' layout (feature set -> pa.Table, as ``avs serve`` computes them) -> the
+        batch ``predict_dataset`` would give for them: ``x`` and the key columns."""
+        raise NotImplementedError(f"task {self.name!r} does not serve predictions: it defines no inputs_from_tables()")
+
     def predict_scores(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Model outputs -> the scores of ``prediction`` (clip_probs: ``(rows, classes)`` that sum to 1)."""
         return torch.softmax(model(x).float(), dim=1)

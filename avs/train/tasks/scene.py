@@ -260,5 +260,10 @@ class SceneTask(Task):
         spec = self.spec if self.run.shards == self.spec.shards else self.spec.with_shards(self.run.shards)
         return split_dataset(spec, split, limit=limit, keep_keys=True, drop_unlabeled=False)
 
+    def inputs_from_tables(self, tables):
+        from avs.train.data import tables_batch
+
+        return tables_batch(self.spec, tables)
+
     def predict_scores(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(model(self._inputs(x, train=False)).float(), dim=1)

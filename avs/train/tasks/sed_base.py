@@ -300,6 +300,11 @@ class SEDTask(Task):
             fn_kwargs={"column": first.column, "shape": tuple(self.info["shape"])},
         )
 
+    def inputs_from_tables(self, tables):
+        """One whole clip (``avs serve``): keys + ``x`` (1, frames, mels), as ``predict_dataset``."""
+        name = self.run.features[0]  # a float feature set's column is named like the set
+        return _predict_rows(tables[name], name, tuple(self.info["shape"]))
+
     def predict_scores(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return self.strong_of(model(self._norm(x.float()))).float()  # (batch, n_out, classes)
 
