@@ -26,6 +26,11 @@ VENV=${VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
+# the locks hold CPython 3.11 wheels (x86_64 Linux): another Python would fail later with an obscure hash error
+if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "avs's locks are for Python 3.11; $VENV has $("$VENV/bin/python" -V). Use PYTHON=python3.11 (and a new VENV)." >&2
+  exit 2
+fi
 other=$([ "$PROFILE" = cpu ] && echo faiss-gpu || echo faiss-cpu)
 if "$VENV/bin/python" -m pip show --quiet "$other" 2>/dev/null; then  # switching profiles: never two faiss
   "$VENV/bin/python" -m pip uninstall --quiet --yes "$other"

@@ -51,10 +51,14 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def resolve_device(device: str) -> str:
+    """auto: CUDA only when Ray gave this replica a GPU (Ray 2.60 leaves every GPU visible to an actor that
+    reserved none, so ``torch.cuda.is_available()`` alone would put models on a GPU other work holds)."""
+    import ray
     import torch
 
+    reserved = bool(ray.get_gpu_ids()) if ray.is_initialized() else torch.cuda.is_available()
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if reserved and torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but this replica sees no GPU (give it --num-gpus)")
     return device
@@ -99,7 +103,8 @@ class AvsService:
         self.lock = threading.Lock()  # one decode + feature computation at a time per replica
         self._predict_batch.set_max_batch_size(self.cfg.max_batch_size)
         self._predict_batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
-        self.tmp = tempfile.mkdtemp(prefix="avs-serve-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="avs-serve-")  # removed with the replica
+        self.tmp = self._tmp.name
 
     # ------------------------------------------------------------------------------------------- helpers
     async def _body(self, request: Request) -> bytes:
@@ -135,7 +140,7 @@ class AvsService:
             os.unlink(path)
 
     async def _extract(self, request: Request, extractor: Any, wanted: list[str] | None) -> tuple[Any, str]:
-        from avs.serve.clip import BadMedia
+        from avs.serve.clip import BadMedia, UnknownFeatureSet
 
         data = await self._body(request)
         filename = request.query_params.get("filename", "")
@@ -143,8 +148,8 @@ class AvsService:
             result = await asyncio.to_thread(self._extract_file, extractor, data, filename, wanted)
         except BadMedia as exc:
             raise HTTPError(422, str(exc)) from None
-        except KeyError as exc:
-            raise HTTPError(400, str(exc.args[0] if exc.args else exc)) from None
+        except UnknownFeatureSet as exc:
+            raise HTTPError(400, str(exc)) from None
         return result, filename
 
     # ------------------------------------------------------------------------------------------- routes
@@ -210,7 +215,11 @@ class AvsService:
                 reasons = "; ".join(f"{n}: {result.skipped.get(n, '?')}" for n in missing)
                 raise HTTPError(422, f"this file cannot give the features run {run_name!r} needs ({reasons})")
             tables = {n: result.tables[n] for n in run.hashes}
-            answer = await self._predict_batch(run_name, tables)
+            try:  # the model input of this request alone: its failure never reaches the requests batched with it
+                inputs = await asyncio.to_thread(run.task.inputs_from_tables, tables)
+            except ValueError as exc:
+                raise HTTPError(422, f"this file's features do not make the run's input: {exc}") from None
+            answer = await self._predict_batch(run_name, inputs)
             answer = {
                 "file": filename,
                 "run": run_name,
@@ -232,8 +241,9 @@ class AvsService:
         return Response(body, media_type=fmt)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def _predict_batch(self, run_names_: list[str], tables: list[dict]) -> list[dict[str, Any]]:
-        """Requests gathered by Serve -> one model call per run over all their rows; answers in request order."""
+    async def _predict_batch(self, run_names_: list[str], inputs: list[dict]) -> list[dict[str, Any]]:
+        """Requests gathered by Serve (each a run's model input, ``Task.inputs_from_tables``) -> one model pass per
+        run over all their rows (in chunks); answers in request order."""
         from avs.serve.runs import predict_clips
 
         answers: list[Any] = [None] * len(run_names_)
@@ -242,7 +252,7 @@ class AvsService:
             by_run.setdefault(name, []).append(i)
         for name, idx in by_run.items():
             run = self.runs[name][0]
-            got = await asyncio.to_thread(predict_clips, run, [tables[i] for i in idx])
+            got = await asyncio.to_thread(predict_clips, run, [inputs[i] for i in idx])
             for i, a in zip(idx, got, strict=True):
                 answers[i] = {**a, "batched_with": len(idx)}
         return answers

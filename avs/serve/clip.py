@@ -27,6 +27,10 @@ class BadMedia(ValueError):
     """The upload cannot give any requested feature set (corrupt, truncated, no usable stream, decode timeout)."""
 
 
+class UnknownFeatureSet(ValueError):
+    """A request named a feature set this service does not compute (400)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ClipResult:
     tables: dict[str, pa.Table]  # feature set -> rows in the shards' layout
@@ -70,7 +74,7 @@ class ClipExtractor:
         wanted = wanted or self.names()
         unknown = [n for n in wanted if n not in self.sinks]
         if unknown:
-            raise KeyError(f"unknown feature set(s) {unknown}; this service has {self.names()}")
+            raise UnknownFeatureSet(f"unknown feature set(s) {unknown}; this service has {self.names()}")
         tables: dict[str, pa.Table] = {}
         skipped: dict[str, str] = {}
         seconds: dict[str, float] = {}

@@ -43,7 +43,7 @@ def choose_format(accept: str | None) -> str:
         media = part.split(";")[0].strip().lower()
         if media in (JSON, "*/*", "application/*"):
             return JSON
-        if media in (ARROW, "application/vnd.apache.arrow.file"):
+        if media == ARROW:  # (the stream format; an Arrow *file* is not offered)
             return ARROW
         if media in (NPZ, "application/npz", "application/octet-stream"):
             return NPZ

@@ -3,7 +3,8 @@ the extraction config of the feature sets it was trained on, rebuilt from its sh
 upload gets exactly the features, and the config hash, that training read).
 
     run = load_run("a01", "runs/a01", device="cpu")
-    outputs = predict_clips(run, [tables_of_upload_1, tables_of_upload_2])   # one model call for the batch
+    inputs = [run.task.inputs_from_tables(tables) for tables in (upload_1, upload_2)]   # x + keys of each upload
+    outputs = predict_clips(run, inputs)                          # their rows through the model together
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from avs.shards.config import AudioConfig, ExtractConfig, FeatureSetConfig, VideoConfig, feature_set_hash
 
@@ -60,7 +60,8 @@ def extract_config_of(shards: str, features: Sequence[str]) -> ExtractConfig:
             this = AudioConfig(**ident["audio"])
         else:
             v = dict(ident["video"])
-            this = AudioConfig(**v.pop("audio_segments")) if "audio_segments" in v else None
+            seg = v.pop("audio_segments", None)  # (its decoder backend is not part of an audio set's identity)
+            this = AudioConfig(**{k: x for k, x in seg.items() if k != "backend"}) if seg is not None else None
             video = VideoConfig(**{k: tuple(x) if isinstance(x, list) else x for k, x in v.items()})
         if this is not None:
             if audio is not None and this != audio:
@@ -111,18 +112,24 @@ def clip_aggregate(task_name: str) -> str:
     return "max" if task_name == "multilabel" else "mean"
 
 
-def predict_clips(run: ServedRun, clips: Sequence[Mapping[str, pa.Table]]) -> list[dict[str, Any]]:
-    """Several uploads' feature tables -> one answer each, from ONE model call over all their rows (Serve batches
-    requests into this)."""
+MODEL_ROWS = 64  # rows per forward pass: a long video's frames never go through the model at once
+
+
+def predict_clips(run: ServedRun, batches: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Several uploads' model inputs (``run.task.inputs_from_tables``: ``x`` + keys) -> one answer each; their rows
+    go through the model together, ``MODEL_ROWS`` at a time (Serve batches requests into this)."""
     import torch
 
     from avs.train.predict import _frame_output, _output
 
-    batches = [run.task.inputs_from_tables(tables) for tables in clips]
     sizes = [len(b["x"]) for b in batches]
-    x = torch.as_tensor(np.concatenate([np.asarray(b["x"], np.float32) for b in batches]), device=run.device)
+    x = np.concatenate([np.asarray(b["x"], np.float32) for b in batches])
+    parts = []
     with torch.inference_mode():
-        scores = run.task.predict_scores(run.model, x).float().cpu().numpy().astype(np.float64)
+        for start in range(0, len(x), MODEL_ROWS):
+            chunk = torch.as_tensor(x[start : start + MODEL_ROWS], device=run.device)
+            parts.append(run.task.predict_scores(run.model, chunk).float().cpu().numpy().astype(np.float64))
+    scores = np.concatenate(parts)
     answers, start = [], 0
     for batch, n in zip(batches, sizes, strict=True):
         part = scores[start : start + n]

@@ -398,13 +398,18 @@ def tables_batch(spec: DataSpec, tables: Mapping[str, pa.Table]) -> dict[str, An
         if spec.kind == "image":
             return frame_batch(first, spec, keep_keys=True, drop_unlabeled=False, train=False, augment=False)
         return vector_batch(first, spec, keep_keys=True, drop_unlabeled=False)
-    segments = first.column("segment").to_pylist()
+    # the rows every set has (an inner join on segment, as read_joined_part does for batch prediction), in order
+    shared = sorted(set.intersection(*(set(tables[n].column("segment").to_pylist()) for n in spec.features)))
+    if not shared:
+        raise ValueError(f"the feature sets {list(spec.features)} share no segment of this clip")
     parts = []
     for name, column, shape in zip(spec.features, spec.columns, spec.shapes, strict=True):
         table = tables[name]
-        if table.column("segment").to_pylist() != segments:
-            raise ValueError(f"feature sets {spec.features[0]} and {name} have different rows for this clip")
+        where = {seg: i for i, seg in enumerate(table.column("segment").to_pylist())}
+        table = table.take(pa.array([where[seg] for seg in shared], pa.int64()))
         parts.append(fixed_list_to_numpy(table.column(column), shape).reshape(table.num_rows, -1))
+        if name == spec.features[0]:
+            first = table
     return _finish(first, np.concatenate(parts, axis=1), spec, keep_keys=True, drop_unlabeled=False)
 
 

@@ -103,8 +103,14 @@ class Predictor:
     """Ray Data stage holding a trained model: batch of ``x`` + keys -> keys + one score column per class, as the
     model's training task predicts (``Task.predict_scores``)."""
 
-    def __init__(self, model_bytes: bytes, suffix: str, device: str = "cpu") -> None:
+    def __init__(self, model_bytes: Any, suffix: str, device: str = "cpu") -> None:
+        """``model_bytes``: the checkpoint's bytes, or an ObjectRef to them (how run_predict hands them over: a
+        model of hundreds of MB stays in the object store once instead of inside every actor's constructor)."""
+        import ray
         import torch
+
+        if isinstance(model_bytes, ray.ObjectRef):
+            model_bytes = ray.get(model_bytes)
 
         self.device = torch.device(device)
         model, meta = _load_from_bytes(model_bytes, suffix)
@@ -276,7 +282,7 @@ def run_predict(cfg: PredictConfig, stream: TextIO | None = None) -> dict[str, A
         ds = task.predict_dataset(split, cfg.max_rows)
         ds = ds.map_batches(
             Predictor,
-            fn_constructor_kwargs={"model_bytes": data, "suffix": suffix, "device": device},
+            fn_constructor_kwargs={"model_bytes": ray.put(data), "suffix": suffix, "device": device},
             batch_size=cfg.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
