@@ -44,10 +44,10 @@ def ray_data_logging_config() -> str:
 def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None:
     """Connect to the cluster of ``ray job submit`` (RAY_ADDRESS), or start an embedded local Ray.
 
-    The embedded Ray has no dashboard (``include_dashboard=False``; avs does not install ``ray[default]``), so
-    Ray's State API, which the dashboard serves, is not there (``avs.train.job.state_api_available``). Token
-    authentication stays on (Ray's default for a new local cluster); only Ray's notice that it is on is kept off
-    the user's terminal."""
+    The embedded Ray has no dashboard (``include_dashboard=False``: nobody looks at a laptop run's dashboard, and
+    it costs memory and start-up time), so Ray's State API, which the dashboard serves, is not there
+    (``avs.train.job.state_api_available``). Token authentication stays on (Ray's default for a new local
+    cluster); only Ray's notice that it is on is kept off the user's terminal."""
     import ray
 
     if ray.is_initialized():
