@@ -45,6 +45,12 @@ def _carried(n: int) -> pa.Table:
     return pa.table({c: pa.nulls(n, MANIFEST_SCHEMA.field(c).type) for c in CARRIED_COLUMNS})
 
 
+def _skip(sets: list[FeatureSetConfig], error: dict[str, str], skipped: dict[str, str]) -> None:
+    """A decode that failed: every set of that branch is skipped with the decoder's reason (as an errors row)."""
+    for f in sets:
+        skipped[f.name] = f"{error['error_type']}: {error['error_message']}"
+
+
 class ClipExtractor:
     """Holds the decoders (child processes started now) and the extractors (weights loaded now) of ``cfg``."""
 
@@ -99,9 +105,7 @@ class ClipExtractor:
         segments, starts, error = self.audio.decode_clip(path)  # (n, channels, samples) float32, (n,) s
         seconds["decode_audio"] = time.perf_counter() - t0
         if segments is None:
-            for f in sets:
-                skipped[f.name] = f"{error['error_type']}: {error['error_message']}"
-            return
+            return _skip(sets, error, skipped)
         t0 = time.perf_counter()
         n = len(segments)
         seg_s = self.cfg.audio.segment_samples() / self.cfg.audio.sample_rate_hz
@@ -132,9 +136,7 @@ class ClipExtractor:
         got, error = self.video._read(path)
         seconds["decode_video"] = time.perf_counter() - t0
         if got is None:
-            for f in sets:
-                skipped[f.name] = f"{error['error_type']}: {error['error_message']}"
-            return
+            return _skip(sets, error, skipped)
         t0 = time.perf_counter()
         rows, frames = frame_rows([(CLIP_ID, 0, 0, got, {}, 0.0)], self.video.half_window)
         keys = {k: rows[k] for k in ("clip_id", "segment", "start_s", "end_s", *VIDEO_KEYS)}
