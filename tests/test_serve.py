@@ -227,3 +227,13 @@ def test_tables_batch_joins_feature_sets_on_shared_segments():
     assert list(got["segment"]) == [0, 2]
     with pytest.raises(ValueError, match="share no segment"):
         tables_batch(spec, {"a": table("a", [0], 2), "b": table("b", [1], 3)})
+
+
+def test_serve_cli_refuses_bad_settings_before_starting(tmp_path, capsys):
+    from avs.cli import main
+
+    assert main(["serve"]) == 2
+    assert "--preset" in capsys.readouterr().err
+    assert main(["serve", "--run", f"A={tmp_path / 'missing'}"]) == 2
+    assert "model not found" in capsys.readouterr().err
+    assert main(["serve", "--preset", "no-such-preset"]) == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -83,7 +84,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     print("[avs serve] stopping", flush=True)
-    serve.shutdown()
+    if os.environ.get("RAY_ADDRESS"):  # a cluster's Ray: take the application down, leave the cluster
+        serve.shutdown()
+    else:  # the embedded local Ray: stopping it stops Serve with it (serve.shutdown here prints Ray's retry noise)
+        import ray
+
+        ray.shutdown()
     return 0
 
 
