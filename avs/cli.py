@@ -140,7 +140,9 @@ def start_ray_while_importing(num_cpus: int | None) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from avs.decode.errors import InfrastructureError
     from avs.features.base import extractor_config
+    from avs.ray_start import MissingResources
     from avs.shards.lease import LeaseHeldError
     from avs.shards.pipeline import failure_fraction, run_extract
     from avs.shards.state import ConfigMismatchError
@@ -160,6 +162,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
         print(f"avs extract: refused: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError) as exc:
+        print(f"avs extract: {exc}", file=sys.stderr)
+        return 2
+    except (MissingResources, InfrastructureError) as exc:  # no GPU to place, or the GPU decoder broke (no fallback)
         print(f"avs extract: {exc}", file=sys.stderr)
         return 2
     storage = Storage(cfg.out)

@@ -316,6 +316,13 @@ def test_extract_on_cuda_without_gpus_stops_within_gpu_wait_s(ray_local, tmp_pat
         run_extract(cfg)
     assert time.perf_counter() - t0 < 30
     assert not (tmp_path / "out" / "errors.parquet").exists()  # nothing recorded against the data
+    # the CLI says it in one line and exits 2 (no traceback)
+    from avs.cli import main
+
+    argv = ["extract", str(tmp_path / "in"), "--dataset", "folder", "--out", str(tmp_path / "out2"), "--device",
+            "cuda", "--set", "audio.sample_rate_hz=16000", "--set", "pipeline.gpu_wait_s=1",
+            "--set", "features=[{name: logmel, extractor: logmel, params: {n_mels: 16, deltas: false}}]"]  # fmt: skip
+    assert main(argv) == 2
 
 
 # ------------------------------------------------------------------------------------------------ AMP, faiss, deltas
