@@ -34,7 +34,7 @@ from ray import serve
 
 import avs
 from avs.config import from_dict, to_dict
-from avs.serve.config import JSON, ServeConfig, run_names
+from avs.serve.config import ServeConfig, run_names
 
 log = logging.getLogger("avs.serve")
 api = FastAPI(title="avs", description="audio-visual features and predictions of one recording")
@@ -183,7 +183,7 @@ class AvsService:
                 "avs_version": avs.__version__,
                 "feature_sets": {n: {"hash": ex.hashes[n]} for n in result.tables},
                 "skipped": result.skipped,
-                "seconds": {**{k: round(v, 4) for k, v in result.seconds.items()}},
+                "seconds": {k: round(v, 4) for k, v in result.seconds.items()},
             }
             shapes = {n: ex.sinks[n].shape for n in result.tables}
             columns = {n: ex.sinks[n].column or n for n in result.tables}
@@ -274,6 +274,3 @@ def build_application(cfg: ServeConfig) -> Any:
 def build_app(args: dict[str, Any]) -> Any:
     """Application builder for ``serve deploy`` / ``serve run`` config files: ``args`` are ServeConfig's fields."""
     return build_application(from_dict(ServeConfig, dict(args)))
-
-
-__all__ = ["AvsService", "JSON", "build_app", "build_application", "deployment_options", "preset_config"]

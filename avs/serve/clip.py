@@ -56,7 +56,7 @@ class ClipExtractor:
 
     def __init__(self, cfg: ExtractConfig, device: str = "cpu", decode_timeout_s: float = 30.0) -> None:
         from avs.features.base import extractor_modality
-        from avs.shards.pipeline import _sinks
+        from avs.shards.pipeline import feature_sinks
         from avs.shards.stages import DecodeStage, build_extractors
         from avs.shards.video_stages import VideoDecodeStage
 
@@ -66,7 +66,7 @@ class ClipExtractor:
         identities = {f.name: feature_set_identity(cfg, f) for f in cfg.features}
         self.audio_sets = tuple(f for f in cfg.features if extractor_modality(f.extractor) == "audio")
         self.video_sets = tuple(f for f in cfg.features if extractor_modality(f.extractor) != "audio")
-        self.sinks = {s.name: s for s in _sinks(cfg, cfg.features, identities, self.hashes)}
+        self.sinks = {s.name: s for s in feature_sinks(cfg, cfg.features, identities, self.hashes)}
         self.extractors = build_extractors(cfg.features, device, cfg.audio.sample_rate_hz)
         plugins = cfg.pipeline.plugins
         self.audio = DecodeStage(cfg.audio, decode_timeout_s, plugins) if self.audio_sets else None
@@ -133,7 +133,7 @@ class ClipExtractor:
         from avs.shards.writer import clip_tables
 
         t0 = time.perf_counter()
-        got, error = self.video._read(path)
+        got, error = self.video.read_clip(path)
         seconds["decode_video"] = time.perf_counter() - t0
         if got is None:
             return _skip(sets, error, skipped)

@@ -308,7 +308,7 @@ def _run_branch(
                 "Start GPU workers (cluster.yaml), run on CPU (pipeline.device cpu or auto), or set "
                 "pipeline.gpu_wait_s longer for a slow autoscaler.",
             )
-        sinks = _sinks(cfg, features, identities, hashes)
+        sinks = feature_sinks(cfg, features, identities, hashes)
         shapes = {s.name: list(s.shape) for s in sinks}
         writers = _writers(cfg, sinks, plan, state.next_part_index(storage, names))
         progress = Progress(todo.num_rows, "clips", f"avs extract {branch}", cfg.pipeline.progress_interval_s)
@@ -482,9 +482,11 @@ def _preflight(cfg: ExtractConfig) -> None:
             ext.check()
 
 
-def _sinks(
+def feature_sinks(
     cfg: ExtractConfig, features: tuple[FeatureSetConfig, ...], identities: dict[str, Any], hashes: dict[str, str]
 ) -> tuple[FeatureSink, ...]:
+    """Each feature set's row shape, dtype and schema metadata (config, hash): what the part writers write, and
+    what ``avs.serve`` builds one file's tables with."""
     from avs.features.base import create_extractor
 
     sinks = []

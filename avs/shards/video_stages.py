@@ -110,7 +110,7 @@ class VideoDecodeStage:
             timeout_s=timeout_s, plugins=plugins, backend=backend, size=video.short_side, threads=1
         )
 
-    def _read(self, path: Any) -> tuple[Any, dict[str, str]]:
+    def read_clip(self, path: Any) -> tuple[Any, dict[str, str]]:
         if not _has_path(path):
             return None, NO_VIDEO
         try:
@@ -127,7 +127,7 @@ class VideoDecodeStage:
             batch["clip_id"], batch["video_path"], batch["row"], batch["block"], strict=True
         ):
             t0 = time.perf_counter()
-            got, error = self._read(path)
+            got, error = self.read_clip(path)
             clips.append(DecodedClip(clip_id, row, block, got, error, time.perf_counter() - t0))
         out, frames = frame_rows(clips, self.half_window)
         if len({f.shape for f in frames}) == 1:
