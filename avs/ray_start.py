@@ -17,6 +17,17 @@ import tempfile
 # and a core_worker error line about its restartable constructor arguments) has nothing to watch.
 EMBEDDED_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
+# True once init_ray started the embedded local Ray in this process: a one-machine cluster that no node will
+# ever join (no autoscaler), so a resource it lacks is missing for good and is not worth waiting for.
+_embedded = False
+
+
+def ray_is_embedded() -> bool:
+    """Whether this process runs the embedded local Ray that ``init_ray`` started (not a cluster's)."""
+    import ray
+
+    return _embedded and ray.is_initialized()
+
 
 def ray_data_logging_config() -> str:
     """A Ray Data logging config (``RAY_DATA_LOGGING_CONFIG``) for the embedded Ray's processes: Ray's default
@@ -50,6 +61,7 @@ def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None
     cluster); only Ray's notice that it is on is kept off the user's terminal."""
     import ray
 
+    global _embedded
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):
@@ -61,6 +73,7 @@ def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None
         os.environ["RAY_DATA_LOGGING_CONFIG"] = ray_data_logging_config()
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
+    _embedded = True
 
 
 class MissingResources(RuntimeError):
@@ -75,23 +88,28 @@ def wait_for_resources(bundles: list[dict[str, float]], timeout_s: float | None,
 
     The check is a placement group of ``bundles``: pending, it is the demand an autoscaling cluster starts
     nodes for (cluster.yaml's GPU workers); it is removed again either way, so the actors take the resources.
+    On the embedded local Ray (``ray_is_embedded``) no node can join, so a resource the machine lacks fails at
+    once instead of after ``timeout_s`` (a laptop run with ``device: cuda`` and no GPU).
     """
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
 
     if timeout_s is None or not bundles:
         return
-    pg = placement_group(bundles, strategy="PACK")
-    try:
-        ready, _ = ray.wait([pg.ready()], timeout=max(0.0, float(timeout_s)))
-    finally:
-        remove_placement_group(pg)
-    if ready:
-        return
     need: dict[str, float] = {}
     for bundle in bundles:
         for key, value in bundle.items():
             need[key] = need.get(key, 0.0) + float(value)
+    never = ray_is_embedded() and any(ray.cluster_resources().get(k, 0.0) < v for k, v in need.items())
+    ready = []
+    if not never:
+        pg = placement_group(bundles, strategy="PACK")
+        try:
+            ready, _ = ray.wait([pg.ready()], timeout=max(0.0, float(timeout_s)))
+        finally:
+            remove_placement_group(pg)
+    if ready:
+        return
     total = ray.cluster_resources()
     free = ray.available_resources()
     short = {k: v for k, v in need.items() if total.get(k, 0.0) < v}
@@ -99,7 +117,10 @@ def wait_for_resources(bundles: list[dict[str, float]], timeout_s: float | None,
     asked = ", ".join(f"{v:g} {k}" for k, v in need.items())
     if short:
         missing = " and ".join(f"{k} (needs {v:g}, the cluster has {total.get(k, 0.0):g})" for k, v in short.items())
-        cause = f"the Ray cluster lacks {missing}, and no node with it joined within {timeout_s:g} s"
+        if never:
+            cause = f"this machine's embedded Ray lacks {missing}, and no other node can join it"
+        else:
+            cause = f"the Ray cluster lacks {missing}, and no node with it joined within {timeout_s:g} s"
     else:
         cause = f"the cluster has them but they stayed in use for {timeout_s:g} s (other jobs?)"
     raise MissingResources(f"{what} need {asked} in all; {cause}. {hint + ' ' if hint else ''}Cluster: {have}.")

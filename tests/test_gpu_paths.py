@@ -290,6 +290,19 @@ def test_gpu_resources_missing_fail_fast_naming_the_resource(ray_local):
 
 
 @pytest.mark.ray
+def test_embedded_ray_without_the_resource_fails_at_once(ray_local, monkeypatch):
+    import avs.ray_start as rs
+
+    monkeypatch.setattr(rs, "_embedded", True)  # as if init_ray had started this Ray: no node can join it
+    have = int(ray_local.cluster_resources().get("GPU", 0))
+    t0 = time.perf_counter()
+    with pytest.raises(rs.MissingResources, match=r"embedded Ray lacks GPU \(needs .*no other node can join"):
+        rs.wait_for_resources([{"GPU": 1.0}] * (have + 1), 600.0, "test workers")
+    assert time.perf_counter() - t0 < 5  # not the 600 s an autoscaling cluster would be given
+    rs.wait_for_resources([{"CPU": 1.0}], 600.0, "cpu workers")  # placeable: still returns at once
+
+
+@pytest.mark.ray
 def test_extract_on_cuda_without_gpus_stops_within_gpu_wait_s(ray_local, tmp_path):
     if ray_local.cluster_resources().get("GPU", 0):
         pytest.skip("this Ray has GPUs: the run would get one")
