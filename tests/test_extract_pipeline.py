@@ -378,3 +378,16 @@ def _cli_tree(tmp_path) -> dict:
     import yaml
 
     return {**yaml.safe_load((tmp_path / "cfg.yaml").read_text()), "dataset": "folder"}
+
+
+@pytest.mark.ray
+def test_no_pool_gets_more_actors_than_blocks(ray_local, tmp_path):
+    from avs.shards.pipeline import plan_resources
+
+    cpus = int(ray_local.cluster_resources()["CPU"])
+    cfg = _config(tmp_path, tmp_path / "out", pipeline={"device": "cpu"})
+    assert plan_resources(cfg, "audio")["feature_workers"] == cpus  # one AudioStage per CPU
+    one = plan_resources(cfg, "audio", n_blocks=1)  # a one-file run starts one actor, not one per CPU
+    assert one["feature_workers"] == one["decoders"] == 1 and one["writers"] == 1
+    video = plan_resources(cfg, "video", n_blocks=1)
+    assert video["feature_workers"] == video["decoders"] == 1 and video["feature_threads"] == cpus

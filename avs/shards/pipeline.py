@@ -61,8 +61,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
+def plan_resources(cfg: ExtractConfig, branch: str, n_blocks: int | None = None) -> dict[str, Any]:
     """How many decode / feature actors, with which resources, on the connected Ray cluster.
+
+    ``n_blocks``: the decode blocks of this run (``ceil(clips / pipeline.batch_clips)``); no pool gets more
+    actors than blocks (an idle actor still costs its start-up and memory, and Ray Data warns about it).
 
     CPU, audio: one single-threaded actor per CPU that decodes and computes the features of its blocks
     (``AudioStage``; measured on 2 cores: 1.3x the steady rate of separate decode and feature actors,
@@ -89,6 +92,10 @@ def plan_resources(cfg: ExtractConfig, branch: str) -> dict[str, Any]:
         decoders = p.decoders or max(1, cpus // 4)
         feature_workers = p.feature_workers or max(1, (cpus - decoders) // 2)
         threads = max(1, cpus // feature_workers)
+    if n_blocks is not None:
+        feature_workers, decoders = min(feature_workers, max(1, n_blocks)), min(decoders, max(1, n_blocks))
+        if not use_gpu and branch == "video":
+            threads = max(1, cpus // feature_workers)
     video_decoder = None
     if branch == "video":
         from avs.decode.dali import _dali_installed
@@ -297,7 +304,7 @@ def _run_branch(
         import ray
 
         init_ray(cfg.pipeline.num_cpus)
-        plan = plan_resources(cfg, branch)
+        plan = plan_resources(cfg, branch, n_blocks=-(-todo.num_rows // cfg.pipeline.batch_clips))
         if plan["use_gpu"]:  # fail within pipeline.gpu_wait_s, not hang, where the GPU actors cannot be placed
             from avs.ray_start import wait_for_resources
 
