@@ -274,3 +274,28 @@ def test_demo_ladi_extract_train_predict_rank_evaluate(ray_local, ladi, tmp_path
     assert avs_main(["evaluate", "--labels", str(root / "shots.csv"), str(rank), "--out", str(rep)]) == 0
     m = json.loads((rep / "rank" / "metrics.json").read_text())
     assert m["n_clips"] == 3 and m["frequency"]  # the run's training counts reached the AP-bar report
+    _served_shot_equals_avs_predict(run, feats, table)
+
+
+def _served_shot_equals_avs_predict(run: Path, feats: Path, table) -> None:
+    """avs serve's /predict/<run> path in-process (load_run -> ClipExtractor on the shot's file -> inputs_from_tables
+    -> predict_clips): the shot's frame scores equal avs predict's rows, and its clip score is their maximum."""
+    import numpy as np
+    import pyarrow as pa
+
+    from avs.serve.clip import ClipExtractor
+    from avs.serve.runs import load_run, predict_clips
+
+    served = load_run("ladi", str(run))
+    manifest = pq.read_table(feats / "manifest.parquet").to_pylist()
+    cid = sorted(set(table.column("clip_id").to_pylist()))[0]
+    path = next(r["video_path"] for r in manifest if r["clip_id"] == cid)
+    got = ClipExtractor(served.extract).extract(path, list(served.hashes))
+    assert not got.skipped and set(got.tables) == set(served.hashes)
+    answer = predict_clips(served, [served.task.inputs_from_tables(got.tables)])[0]
+    want = table.filter(pa.compute.field("clip_id") == cid).sort_by("segment")
+    assert answer["kind"] == "multilabel_scores" and answer["clip"]["aggregate"] == "max"
+    scores = np.stack([want.column(c).to_numpy() for c in served.classes], axis=1)  # (frames, classes)
+    rows = np.stack([answer["rows"][c] for c in served.classes], axis=1)
+    np.testing.assert_allclose(rows, scores, atol=1e-5)
+    np.testing.assert_allclose([answer["clip"]["scores"][c] for c in served.classes], scores.max(axis=0), atol=1e-5)

@@ -286,6 +286,53 @@ def test_tritrain_switches_phase_resumes_in_phase2_exactly_and_predicts(ray_loca
     table = pq.read_table(tmp_path / "pred" / "predictions.parquet")
     assert table.schema.metadata[b"avs.kind"] == b"frame_scores" and pred["kind"] == "frame_scores"
     assert table.num_rows == counts["validation"] * (N_FRAMES // 4)
+    _served_sed_answer_equals_avs_predict(root, tmp_path / "plain", tmp_path / "pred")
+
+
+def _served_sed_answer_equals_avs_predict(shards: Path, run: Path, pred: Path) -> None:
+    """The online service's SED path (avs serve's /predict/<run>: Task.inputs_from_tables -> predict_clips ->
+    encode_prediction) on one clip's shard rows gives avs predict's frame scores and detections.tsv's events."""
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+
+    from avs.models.checkpoint import load_model
+    from avs.models.files import model_file
+    from avs.serve.config import ARROW, JSON, NPZ
+    from avs.serve.encode import encode_prediction
+    from avs.serve.runs import ServedRun, predict_clips
+    from avs.train.predict import task_of
+
+    model, meta = load_model(model_file(str(run)))
+    task = task_of(meta)
+    served = ServedRun("sed", model.eval(), task, tuple(task.classes()), task.prediction, None, {}, {"task": "x"})
+    table = pq.read_table(pred / "predictions.parquet")
+    lines = [ln.split("\t") for ln in (pred / "detections.tsv").read_text().splitlines()[1:]]
+    with_events = sorted({ln[0] for ln in lines})
+    cids = sorted(set(table.column("clip_id").to_pylist()))
+    cid = next((c for c in cids if f"{c.rsplit('/', 1)[-1]}.wav" in with_events), cids[0])
+    name = task.run.features[0]
+    rows = pq.read_table(shards / name, filters=[("clip_id", "=", cid)])
+    answer = predict_clips(served, [task.inputs_from_tables({name: rows})])[0]
+    hop_s = float(table.schema.metadata[b"avs.hop_s"])
+    assert answer["kind"] == "sed_events" and answer["hop_s"] == pytest.approx(hop_s)
+    want = table.filter(pa.compute.field("clip_id") == cid).sort_by("segment")
+    got = answer["rows"]
+    np.testing.assert_array_equal(got["segment"], want.column("segment").to_numpy())
+    for c in served.classes:
+        np.testing.assert_allclose(got[c], want.column(c).to_numpy(), atol=1e-5)
+    file = f"{cid.rsplit('/', 1)[-1]}.wav"
+    batch_events = sorted((float(a), float(b), lab) for f, a, b, lab in lines if f == file)
+    served_events = sorted((e["onset_s"], e["offset_s"], e["label"]) for e in answer["events"])
+    assert served_events == pytest.approx(batch_events) if batch_events else served_events == []
+    doc = json.loads(encode_prediction(answer, served.classes, JSON))  # the three answer formats
+    assert doc["events"] == answer["events"] and len(doc["rows"]) == len(got["segment"])
+    with pa.ipc.open_stream(encode_prediction(answer, served.classes, ARROW)) as reader:
+        arrow = reader.read_all()
+    assert json.loads(arrow.schema.metadata[b"avs.response"])["events"] == answer["events"]
+    npz = np.load(io.BytesIO(encode_prediction(answer, served.classes, NPZ)))
+    assert npz["scores"].shape == (len(got["segment"]), len(served.classes))
 
 
 def test_bce_of_probabilities_runs_under_autocast():
