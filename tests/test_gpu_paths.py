@@ -421,6 +421,15 @@ def test_gpu_amp_dtype_and_delta_operator_on_the_device():
     torch.testing.assert_close(got.cpu(), F.deltas(x, width=9, order=2), rtol=1e-4, atol=1e-4)
 
 
+def test_faiss_gpu_probe_is_false_without_faiss(monkeypatch):
+    import sys
+
+    from avs.cluster import kmeans
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as on a machine without faiss: import raises ImportError
+    assert kmeans.gpu_available() is False
+
+
 @pytest.mark.gpu
 def test_gpu_faiss_resources_are_shared_by_runs():
     from avs.cluster import kmeans

@@ -258,9 +258,12 @@ class KMeansResult:
 
 
 def gpu_available() -> bool:
-    """True when this faiss build has GPU support and sees at least one GPU."""
-    import faiss
-
+    """True when faiss is installed, this build has GPU support and it sees at least one GPU (False without faiss:
+    a probe, not the place to say how to install it; ``run_kmeans`` does)."""
+    try:
+        import faiss
+    except ImportError:
+        return False
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
