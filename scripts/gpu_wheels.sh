@@ -5,7 +5,9 @@
 # and which that set lacks (without it every CLIP test and measurement on the GPU reports an import error).
 #
 #   bash scripts/gpu_wheels.sh          # -> .whl/ (git-ignored), ~39 MB: under the device tool's 64 MiB carry
-#   then, on the device: run(command="bash ../shared/gpu/gpu_smoke.sh", carry=[".whl"])  (the script reads .whl)
+#   then, on the device: run(command="bash .whl/gpu_smoke.sh", carry=[".whl"])  (the script reads .whl/*.whl)
+#
+# The script itself is copied into .whl/ too: only the repository travels to the device, not ../shared beside it.
 #
 # Left out on purpose: Ray (~80 MB), faiss-gpu (~135 MB), DALI (~200 MB) and librosa's numba / llvmlite (~47 MB)
 # do not fit the carry; their steps and tests report "not available" / are not collected. The GPU tests import
@@ -19,4 +21,5 @@ bash "$smoke" --prepare-wheels "$dest" | grep -v "^on the GPU machine\|^  (keep 
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$dest" regex
+cp "$smoke" "$dest/gpu_smoke.sh"
 echo "$(du -sh "$dest" | cut -f1) in $dest ($(ls "$dest"/*.whl | wc -l) wheels): carry it to the GPU machine"
