@@ -231,6 +231,44 @@ def test_infrastructure_failure_falls_back_to_cpu_decode_and_is_counted(clips, d
     assert counts == {why["c0"]: 2}
 
 
+def test_a_file_dali_cannot_read_is_decoded_on_cpu_as_a_cpu_run_would(clips, dali_fails, tmp_path):
+    """A codec / profile NVDEC lacks fails in DALI for that file alone: the CPU path decodes it (same rows and
+    frames as a CPU run), the rows say why, DALI stays on for later files; a file the CPU decoder fails on too
+    gets the CPU's error row with DALI's message; with the fallback off, DALI's error row."""
+    import shutil
+
+    from avs.decode.video_guard import GuardedFrameReader
+
+    dali_fails(NOT_DECODABLE)
+    video, audio = VideoConfig(sampling="segments", short_side=32), AudioConfig(segment_seconds=1.0)
+    names = ["a.mp4", "b.mp4"]
+    dali = DaliDecoder(video, audio, device="cpu", decoder="cpu", timeout_s=30.0)
+    strict = DaliDecoder(video, audio, device="cpu", decoder="cpu", timeout_s=30.0, gpu_fallback=False)
+    cpu = VideoDecodeStage(video, audio, timeout_s=30.0)
+    shutil.copy(clips / "a.mp4", tmp_path / "crash.mp4")  # the CPU decoder below crashes on this name
+    both = DaliDecoder(video, audio, device="cpu", decoder="cpu", timeout_s=30.0)
+    both._reader = GuardedFrameReader(timeout_s=30.0, plugins=("avs.testing.faulty_video",), backend="faulty")
+    try:
+        out, frames = dali(_batch(clips, names))
+        want = cpu(_batch(clips, names))
+        refused, _ = strict(_batch(clips, names))
+        crashed, _ = both(_batch(tmp_path, ["crash.mp4"]))
+    finally:
+        for d in (dali, strict, both):
+            d.close()
+        cpu.reader.close()
+    for key in ("clip_id", "segment", "frame_index", "timestamp_s", "error_type", "error_message"):
+        assert out[key].tolist() == want[key].tolist(), key
+    for got, ref in zip(frames, want["frame"], strict=True):
+        np.testing.assert_array_equal(np.asarray(got), ref)
+    assert set(out[FALLBACK_COLUMN]) == {"gpu_decode_error (corrupt_media): the GPU decoder could not read the file"}
+    assert dali.broken is None and FakePipeline.runs > 1  # a file's failure leaves DALI on for the next files
+    assert refused["error_type"].tolist() == [CorruptMedia.kind] * 2 and set(refused[FALLBACK_COLUMN]) == {""}
+    assert crashed["error_type"].tolist() == ["decoder_crashed"]
+    assert "the GPU decoder failed too: " in crashed["error_message"][0]
+    assert "Failed to create video decoder" in crashed["error_message"][0]
+
+
 def test_without_fallback_an_infrastructure_failure_stops_with_a_clear_message(clips, dali_fails):
     dali_fails(CUDA_ERROR)
     dali = DaliDecoder(VideoConfig(n_frames=2), AudioConfig(), device="cpu", decoder="cpu", gpu_fallback=False)

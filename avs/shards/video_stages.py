@@ -185,8 +185,10 @@ class DaliDecoder:
     ``device``), decoded by DALI (``decoder="gpu"``: NVDEC; "cpu": DALI's CPU decoder, for tests).
 
     Each file is first indexed with PyAV on the CPU (header and packets, no decoding), which also turns the
-    sampling rule into frame indices exactly as the CPU path does; a file DALI fails on becomes an error row
-    and the others in its chunk are kept. A file DALI fails on for a reason of the machine
+    sampling rule into frame indices exactly as the CPU path does; the other files of a chunk are kept when one
+    fails. A file DALI fails on for a reason of the file (a codec or profile NVDEC lacks, say) is decoded again
+    by the CPU path, as a CPU run would have (``decode_fallback`` says so; ``gpu_fallback=False``: an error
+    row); only a file both fail on gets an error row. A file DALI fails on for a reason of the machine
     (``InfrastructureError``: DALI or NVDEC missing, a CUDA error, GPU memory) is decoded on CPU with the CPU
     path's guarded reader and its rows say why in ``decode_fallback``; after a failure other than GPU memory
     every later file goes to the CPU directly (the GPU decoder stays broken). With ``gpu_fallback=False`` the
@@ -240,7 +242,7 @@ class DaliDecoder:
             if isinstance(got, InfrastructureError):
                 results[i] = self._fall_back(path, got)
             elif isinstance(got, Exception):
-                results[i] = (None, error_fields("decode", got), "")
+                results[i] = self._retry_on_cpu(path, got)
             elif len(got.frames) == 0:
                 results[i] = (None, error_fields("decode", no_frames(path)), "")
             else:
@@ -289,6 +291,22 @@ class DaliDecoder:
                 path,
             ) from failure
         return self._cpu(path, f"{failure.reason}: {failure.message}"[:500])
+
+    def _retry_on_cpu(self, path: str, failure: Exception) -> tuple[Any, dict[str, str], str]:
+        """A file DALI could not read, though PyAV indexed it (a codec or profile NVDEC lacks, frames past DALI's
+        own count, or real damage): decoded by the CPU path, as a CPU run would, its rows saying why in
+        ``decode_fallback`` (one reason per error kind, so run.json's counts stay small). Failing there too, its
+        error row is the CPU decoder's, with DALI's message appended. ``gpu_fallback=False``: DALI's error row."""
+        fields = error_fields("decode", failure)
+        if not self.gpu_fallback:
+            return None, fields, ""
+        kind = fields["error_type"]
+        why = f"gpu_decode_error ({kind}): the GPU decoder could not read the file"
+        got, err, why = self._cpu(path, why)
+        if err:
+            both = f"{err['error_message']} (the GPU decoder failed too: {fields['error_message']})"
+            err = {**err, "error_message": both[:2000]}
+        return got, err, why
 
     def _cpu(self, path: str, fallback: str) -> tuple[Any, dict[str, str], str]:
         """Decode one file with the CPU path's guarded reader (frames moved to ``device``)."""
