@@ -391,3 +391,14 @@ def test_no_pool_gets_more_actors_than_blocks(ray_local, tmp_path):
     assert one["feature_workers"] == one["decoders"] == 1 and one["writers"] == 1
     video = plan_resources(cfg, "video", n_blocks=1)
     assert video["feature_workers"] == video["decoders"] == 1 and video["feature_threads"] == cpus
+
+
+def test_unregistered_decoder_is_refused_before_any_work(messy_folder, tmp_path):
+    """A misspelt backend (or a plugin missing from pipeline.plugins) would fail every file in its decoder process
+    and look like a folder of bad files: refused up front, naming what is registered."""
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"audio decoder 'nope' is not registered \(known: auto, .*soundfile"):
+        run_extract(_config(messy_folder, out, audio={"backend": "nope"}))
+    with pytest.raises(ValueError, match="decoder plugin 'no_such_module' cannot be imported"):
+        run_extract(_config(messy_folder, out, pipeline={"plugins": ["no_such_module"]}))
+    assert not out.exists()  # nothing written

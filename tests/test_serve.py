@@ -50,6 +50,7 @@ def service(ray_local, tmp_path_factory):
     cfg = ServeConfig(
         preset="dcase2021-t1b", features=("logmel",), runs=(f"scene={run}",), port=_free_port(),
         max_upload_mb=3.0, batch_wait_timeout_s=0.2, max_batch_size=8, json_max_values=300_000,
+        plugins=("avs.testing.faulty",), audio_backend="faulty", decode_timeout_s=5.0,  # crash.wav, hang.wav
     )  # fmt: skip
     url = start(cfg)
     yield {"url": url, "root": root, "feats": feats, "preds": preds}
@@ -138,6 +139,9 @@ def test_health_and_every_bad_input(service):
         "unknown feature set": (url + "/features?features=mfcc", wav, None, 400, "unknown feature set"),
         "unacceptable": (url + "/features", wav, "text/html", 406, "Accept"),
         "too big for JSON": (url + "/features?filename=l.wav", _long_wav(service["root"]), None, 406, "too many"),
+        # the fixture's decoder plugin crashes its process on "crash" in the file's name, hangs on "hang"
+        "decoder crash": (url + "/features?filename=crash.wav", wav, None, 422, "decoder_crashed"),
+        "decoder hang": (url + "/predict/scene?filename=my%20hang.wav", wav, None, 422, "decode_timeout"),
     }
     for name, (u, data, accept, code, text) in cases.items():
         status, body, _ = _post(u, data, accept)
@@ -237,3 +241,10 @@ def test_serve_cli_refuses_bad_settings_before_starting(tmp_path, capsys):
     assert main(["serve", "--run", f"A={tmp_path / 'missing'}"]) == 2
     assert "model not found" in capsys.readouterr().err
     assert main(["serve", "--preset", "no-such-preset"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["serve", "--preset", "dcase2021-t1b", "--audio-backend", "nope"]) == 2
+    assert "audio decoder 'nope' is not registered" in capsys.readouterr().err
+    assert main(["serve", "--preset", "dcase2021-t1b", "--video-backend", "dali"]) == 2  # serve decodes on CPU
+    assert "video decoder 'dali' is not registered" in capsys.readouterr().err
+    assert main(["serve", "--preset", "dcase2021-t1b", "--plugins", "no_such_module"]) == 2
+    assert "decoder plugin 'no_such_module' cannot be imported" in capsys.readouterr().err

@@ -64,6 +64,37 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def with_decoding(extract: Any, cfg: ServeConfig) -> Any:
+    """``extract`` (an ExtractConfig) decoded as ``cfg`` says: its plugins and backends (neither is part of a
+    feature set's identity, so the config hashes stay those of the shards)."""
+    import dataclasses
+
+    audio = dataclasses.replace(extract.audio, backend=cfg.audio_backend) if cfg.audio_backend else extract.audio
+    video = dataclasses.replace(extract.video, backend=cfg.video_backend) if cfg.video_backend else extract.video
+    pipeline = dataclasses.replace(extract.pipeline, plugins=tuple(cfg.plugins))
+    return dataclasses.replace(extract, audio=audio, video=video, pipeline=pipeline)
+
+
+def check_decoding(cfg: ServeConfig) -> None:
+    """The decoder settings name registered decoders (after importing the plugins); the service decodes on CPU,
+    so not "dali"."""
+    from avs.decode.backends import check_backends
+
+    check_backends(cfg.audio_backend, cfg.video_backend, cfg.plugins, gpu_video=False)
+
+
+def upload_name(filename: str) -> tuple[str, str]:
+    """The (prefix, suffix) of an upload's temporary file: its own name's letters, digits, '.', '_' and '-'
+    (decoders and their plugins see a name like the user's), and its suffix (decoders pick formats by it)."""
+    import re
+
+    base = os.path.basename(filename or "")
+    stem, suffix = os.path.splitext(base)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:40]
+    suffix = re.sub(r"[^A-Za-z0-9.]+", "", suffix)[:16] or ".bin"
+    return (f"{stem}-" if stem else "upload-"), suffix
+
+
 def preset_config(cfg: ServeConfig) -> Any:
     """The ExtractConfig of ``cfg.preset`` (its ``features`` subset, random CLIP weights if asked), or None."""
     from avs.presets import preset
@@ -73,7 +104,8 @@ def preset_config(cfg: ServeConfig) -> Any:
         return None
     tree = {**json.loads(json.dumps(preset(cfg.preset))), "input": "-", "out": "-", "preset": cfg.preset}
     extract = select_features(from_dict(ExtractConfig, tree), list(cfg.features) or None)
-    return with_random_clip_weights(extract) if cfg.clip_random_weights else extract
+    extract = with_random_clip_weights(extract) if cfg.clip_random_weights else extract
+    return with_decoding(extract, cfg)
 
 
 @serve.deployment(name="avs")
@@ -86,6 +118,7 @@ class AvsService:
         from avs.serve.runs import load_run
 
         self.cfg = from_dict(ServeConfig, config)
+        check_decoding(self.cfg)
         self.device = resolve_device(self.cfg.device)
         timeout = self.cfg.decode_timeout_s
         self.extractors: dict[str, ClipExtractor] = {}  # by config hash of the whole ExtractConfig's sets
@@ -98,7 +131,7 @@ class AvsService:
             if self.features is not None and all(self.features.hashes.get(k) == v for k, v in run.hashes.items()):
                 self.extractors[key] = self.features  # the preset already computes this run's features
             elif key not in self.extractors:
-                self.extractors[key] = ClipExtractor(run.extract, self.device, timeout)
+                self.extractors[key] = ClipExtractor(with_decoding(run.extract, self.cfg), self.device, timeout)
             self.runs[name] = (run, self.extractors[key])
         self.lock = threading.Lock()  # one decode + feature computation at a time per replica
         self._predict_batch.set_max_batch_size(self.cfg.max_batch_size)
@@ -127,8 +160,8 @@ class AvsService:
         """Write the upload to a private temporary file, extract, remove it (decoders read paths)."""
         from avs.serve.clip import BadMedia
 
-        suffix = os.path.splitext(os.path.basename(filename or ""))[1][:16] or ".bin"
-        fd, path = tempfile.mkstemp(suffix=suffix, dir=self.tmp)
+        prefix, suffix = upload_name(filename)
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

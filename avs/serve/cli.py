@@ -31,11 +31,12 @@ def serve_config_from_args(args: argparse.Namespace) -> Any:
 
 
 def check_config(cfg: Any) -> None:
-    """What can be checked before Ray starts: the preset, the runs' model files and their shards' settings."""
+    """What can be checked before Ray starts: the decoders, the preset, the runs' model files."""
     from avs.models.files import model_file
-    from avs.serve.app import preset_config
+    from avs.serve.app import check_decoding, preset_config
     from avs.serve.config import run_names
 
+    check_decoding(cfg)
     preset_config(cfg)
     for path in run_names(cfg.runs).values():
         model_file(path)

@@ -39,6 +39,13 @@ class ServeConfig:
     )
     max_upload_mb: float = opt(100.0, "largest request body (MB); larger uploads get 413")
     decode_timeout_s: float = opt(30.0, "seconds a decoder may spend on one upload before it is killed (then 422)")
+    audio_backend: str | None = opt(
+        None, "audio decoder (auto | soundfile | pyav | a plugin's; default: the preset's or the run's, auto)"
+    )
+    video_backend: str | None = opt(None, "video decoder (auto | decord | pyav | a plugin's; default: auto)")
+    plugins: tuple[str, ...] = opt(
+        (), "modules the decoder processes import first, to register decoders (as avs extract's pipeline.plugins)"
+    )
     max_batch_size: int = opt(8, "requests a model call may gather (Ray Serve batching of /predict)")
     batch_wait_timeout_s: float = opt(0.01, "seconds a model call waits for more requests to batch")
     max_ongoing_requests: int = opt(16, "requests one replica works on at once (more wait in Serve's queue)")

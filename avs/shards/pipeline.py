@@ -480,8 +480,16 @@ def _error(clip_id: str, path: Any, branch: str, stage: str, kind: str, message:
 
 
 def _preflight(cfg: ExtractConfig) -> None:
-    """Checks that need no Ray: weights files present (CLIP), options valid."""
-    from avs.features.base import create_extractor
+    """Checks that need no Ray: decoder names registered, weights files present (CLIP), options valid."""
+    from avs.decode.backends import check_backends
+    from avs.features.base import create_extractor, extractor_modality
+
+    modalities = {extractor_modality(f.extractor) for f in cfg.features}
+    check_backends(
+        cfg.audio.backend if "audio" in modalities else None,
+        cfg.video.backend if modalities - {"audio"} else None,
+        cfg.pipeline.plugins,
+    )
 
     for f in cfg.features:
         ext = create_extractor(f.extractor, f.params, sample_rate_hz=cfg.audio.sample_rate_hz)
