@@ -80,11 +80,14 @@ class MissingResources(RuntimeError):
     """The Ray cluster could not place what a run asked for (e.g. a GPU) within the time allowed."""
 
 
-def wait_for_resources(bundles: list[dict[str, float]], timeout_s: float | None, what: str, hint: str = "") -> None:
+def wait_for_resources(
+    bundles: list[dict[str, float]], timeout_s: float | None, what: str, hint: str = "", *, wait_hint: str = ""
+) -> None:
     """Return once the connected Ray cluster can place ``bundles`` (one dict of resources per actor or worker,
     e.g. ``[{"GPU": 1, "CPU": 1}] * 2``), else raise ``MissingResources`` after ``timeout_s`` seconds with a
     message naming the missing resource. Without this, actors that ask for a GPU on a cluster without one wait
-    forever. ``timeout_s=None``: no check (wait as Ray does). ``what`` names the asker, ``hint`` what to do.
+    forever. ``timeout_s=None``: no check (wait as Ray does). ``what`` names the asker, ``hint`` what to do;
+    ``wait_hint`` (how to wait longer) is added only where waiting could help (not on the embedded Ray).
 
     The check is a placement group of ``bundles``: pending, it is the demand an autoscaling cluster starts
     nodes for (cluster.yaml's GPU workers); it is removed again either way, so the actors take the resources.
@@ -123,4 +126,5 @@ def wait_for_resources(bundles: list[dict[str, float]], timeout_s: float | None,
             cause = f"the Ray cluster lacks {missing}, and no node with it joined within {timeout_s:g} s"
     else:
         cause = f"the cluster has them but they stayed in use for {timeout_s:g} s (other jobs?)"
-    raise MissingResources(f"{what} need {asked} in all; {cause}. {hint + ' ' if hint else ''}Cluster: {have}.")
+    advice = " ".join(h for h in (hint, "" if never else wait_hint) if h)
+    raise MissingResources(f"{what} need {asked} in all; {cause}. {advice + ' ' if advice else ''}Cluster: {have}.")

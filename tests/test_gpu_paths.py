@@ -320,8 +320,11 @@ def test_gpu_resources_missing_fail_fast_naming_the_resource(ray_local):
 
     have = int(ray_local.cluster_resources().get("GPU", 0))  # one more GPU than there is, on any machine
     t0 = time.perf_counter()
-    with pytest.raises(MissingResources, match=rf"GPU \(needs {have + 1}, the cluster has {have}\).*within 1 s"):
-        wait_for_resources([{"GPU": 1.0, "CPU": 0.0}] * (have + 1), 1.0, "test workers", "Start GPU workers.")
+    want = rf"GPU \(needs {have + 1}, the cluster has {have}\).*within 1 s.*Wait\."  # a cluster: waiting may help
+    with pytest.raises(MissingResources, match=want):
+        wait_for_resources(
+            [{"GPU": 1.0, "CPU": 0.0}] * (have + 1), 1.0, "test workers", "Start GPU workers.", wait_hint="Wait."
+        )
     assert time.perf_counter() - t0 < 15
     wait_for_resources([{"CPU": 1.0}], 30.0, "cpu workers")  # placeable: returns at once
     wait_for_resources([{"GPU": 1.0}], None, "no check")  # None: no check (Ray's own waiting)
@@ -335,8 +338,11 @@ def test_embedded_ray_without_the_resource_fails_at_once(ray_local, monkeypatch)
     have = int(ray_local.cluster_resources().get("GPU", 0))
     t0 = time.perf_counter()
     with pytest.raises(rs.MissingResources, match=r"embedded Ray lacks GPU \(needs .*no other node can join"):
-        rs.wait_for_resources([{"GPU": 1.0}] * (have + 1), 600.0, "test workers")
+        rs.wait_for_resources([{"GPU": 1.0}] * (have + 1), 600.0, "test workers", wait_hint="WAIT LONGER")
     assert time.perf_counter() - t0 < 5  # not the 600 s an autoscaling cluster would be given
+    with pytest.raises(rs.MissingResources) as stop:
+        rs.wait_for_resources([{"GPU": 1.0}] * (have + 1), 600.0, "test workers", "Add GPUs.", wait_hint="WAIT LONGER")
+    assert "Add GPUs." in str(stop.value) and "WAIT LONGER" not in str(stop.value)  # waiting cannot help here
     rs.wait_for_resources([{"CPU": 1.0}], 600.0, "cpu workers")  # placeable: still returns at once
 
 

@@ -54,7 +54,13 @@ def start(cfg: Any) -> str:
         from avs.ray_start import wait_for_resources
 
         bundles = [{"CPU": cfg.num_cpus, "GPU": cfg.num_gpus}] * cfg.num_replicas
-        wait_for_resources(bundles, cfg.gpu_wait_s, "avs serve replicas", "Lower --num-gpus or add GPU nodes.")
+        wait_for_resources(
+            bundles,
+            cfg.gpu_wait_s,
+            "avs serve replicas",
+            "Lower --num-gpus or add GPU nodes.",
+            wait_hint="Where GPU nodes take longer to start, raise --gpu-wait-s.",
+        )
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the driver's "Started Serve ..." lines
     quiet = {"log_level": "WARNING", "enable_access_log": False}  # a terminal free of per-request lines
     serve.start(http_options={"host": cfg.host, "port": cfg.port}, logging_config=quiet)

@@ -312,8 +312,8 @@ def _run_branch(
                 [{"GPU": 1.0, "CPU": 1.0}] * plan["feature_workers"],
                 cfg.pipeline.gpu_wait_s,
                 f"avs extract {branch}: {plan['feature_workers']} GPU feature worker(s)",
-                "Start GPU workers (cluster.yaml), run on CPU (pipeline.device cpu or auto), or set "
-                "pipeline.gpu_wait_s longer for a slow autoscaler.",
+                "Start GPU workers (cluster.yaml) or run on CPU (pipeline.device cpu or auto).",
+                wait_hint="Where GPU nodes take longer to start, set pipeline.gpu_wait_s longer.",
             )
         sinks = feature_sinks(cfg, features, identities, hashes)
         shapes = {s.name: list(s.shape) for s in sinks}

@@ -262,8 +262,8 @@ def run_train(cfg: TrainConfig, stream: TextIO | None = None, fail_once: dict[st
             [dict(resources)] * cfg.num_workers,
             cfg.gpu_wait_s,
             f"avs train: {cfg.num_workers} Ray Train worker(s)",
-            "Start GPU workers (cluster.yaml), train on CPU (use_gpu false or auto), or set gpu_wait_s longer "
-            "for a slow autoscaler.",
+            "Start GPU workers (cluster.yaml) or train on CPU (use_gpu false or auto).",
+            wait_hint="Where GPU nodes take longer to start, set gpu_wait_s longer.",
         )
     split = [s.name for s in task.train_streams()] + (["val"] if task.split_validation else [])
     monitor, mode = task.monitor
