@@ -1,5 +1,7 @@
 """Audio decode, channel handling, resampling, segmenting and the crash / hang guard."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -77,6 +79,25 @@ def test_segmenting_ten_one_second_segments():
     # whole-clip mode pads / crops to clip_seconds
     segs, starts = segment_clip(audio[:, :950], 100, None, clip_seconds=10.0)
     assert segs.shape == (1, 1, 1000) and starts.tolist() == [0.0]
+
+
+def test_starting_a_decoder_process_is_not_charged_to_a_file(tmp_path):
+    """A child that needs 2 s to import its decoders still decodes a file under a 1-s timeout (the deadline starts
+    when the child says it is ready), also the file after a crash; a hang is still cut at 1 s."""
+    good = tmp_path / "good.wav"
+    media.write_wav(good, signals.tone(440.0, 0.5, 16_000), 16_000)
+    media.write_wav(tmp_path / "crash.wav", signals.tone(440.0, 0.5, 16_000), 16_000)
+    media.write_wav(tmp_path / "hang.wav", signals.tone(440.0, 0.5, 16_000), 16_000)
+    plugins = ("avs.testing.slow_import", "avs.testing.faulty")
+    with GuardedDecoder(timeout_s=1.0, plugins=plugins, backend="faulty") as dec:
+        assert dec.decode(str(good))[0].shape == (1, 8000)
+        with pytest.raises(DecoderCrashed, match="died"):
+            dec.decode(str(tmp_path / "crash.wav"))
+        assert dec.decode(str(good))[0].shape == (1, 8000)  # a fresh, slow-starting child: not a timeout
+        t0 = time.perf_counter()
+        with pytest.raises(DecodeTimeout, match="within 1 s"):
+            dec.decode(str(tmp_path / "hang.wav"))
+        assert time.perf_counter() - t0 < 1.0 + 5  # the hang itself is cut at the file's timeout
 
 
 def test_guard_survives_crash_and_hang(tmp_path):

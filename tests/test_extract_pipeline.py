@@ -78,7 +78,7 @@ def _config(root, out, **overrides) -> ExtractConfig:
         "features": [{"name": "logmel", "extractor": "logmel", "params": dict(LOGMEL)}],
         "pipeline": {
             "plugins": ["avs.testing.faulty"],
-            "decode_timeout_s": 5.0,
+            "decode_timeout_s": 2.5,  # hang.wav waits this long in every run (the start of a decoder is not counted)
             "rows_per_shard": 7,
             "batch_clips": 2,
         },
@@ -189,7 +189,7 @@ def test_cli_exit_status_follows_failure_fraction(ray_local, messy_folder, tmp_p
     cfg.write_text(
         "audio: {sample_rate_hz: 16000, segment_seconds: 1.0, backend: faulty}\n"
         "features: [{name: logmel, extractor: logmel, params: {n_fft: 1024, hop_length: 256, n_mels: 64}}]\n"
-        "pipeline: {plugins: [avs.testing.faulty], decode_timeout_s: 5.0}\n"
+        "pipeline: {plugins: [avs.testing.faulty], decode_timeout_s: 2.5}\n"
     )
     args = ["extract", str(messy_folder), "--out", str(tmp_path / "o"), "--config", str(cfg), "--dataset", "folder"]
     assert avs_main([*args, "--max-failure-fraction", "0.9"]) == 0  # 7 of 14 failed
@@ -244,7 +244,7 @@ def _cli_config(tmp_path, extra: str = "") -> list[str]:
         "features:\n"
         "  - {name: logmel, extractor: logmel, params: {n_fft: 1024, hop_length: 256, n_mels: 64}}\n"
         "  - {name: mfcc, extractor: mfcc, params: {n_mfcc: 13, n_fft: 1024, hop_length: 256}}\n"
-        f"pipeline: {{plugins: [avs.testing.faulty], decode_timeout_s: 5.0, batch_clips: 2{extra}}}\n"
+        f"pipeline: {{plugins: [avs.testing.faulty], decode_timeout_s: 2.5, batch_clips: 2{extra}}}\n"
     )
     return ["--config", str(cfg), "--dataset", "folder"]
 

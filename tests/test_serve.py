@@ -50,7 +50,7 @@ def service(ray_local, tmp_path_factory):
     cfg = ServeConfig(
         preset="dcase2021-t1b", features=("logmel",), runs=(f"scene={run}",), port=_free_port(),
         max_upload_mb=3.0, batch_wait_timeout_s=0.2, max_batch_size=8, json_max_values=300_000,
-        plugins=("avs.testing.faulty",), audio_backend="faulty", decode_timeout_s=5.0,  # crash.wav, hang.wav
+        plugins=("avs.testing.faulty",), audio_backend="faulty", decode_timeout_s=2.5,  # crash.wav, hang.wav
     )  # fmt: skip
     url = start(cfg)
     yield {"url": url, "root": root, "feats": feats, "preds": preds}

@@ -124,7 +124,7 @@ def test_paper000_on_the_engine_keeps_the_pinned_metrics(ray_local, shards, tmp_
     assert summary["input"] == family and summary["monitor"] == {"metric": "val_accuracy", "mode": "max"}
 
 
-def _ema_config(root: Path, out: Path, epochs: int = 3):
+def _ema_config(root: Path, out: Path, epochs: int = 2):
     from avs.train.config import TrainConfig
     from avs.train.optim import OptimizerConfig
 
@@ -169,7 +169,7 @@ def test_plugin_task_with_ema_teacher_resumes_bit_for_bit(ray_local, shards, tmp
     flag = tmp_path / "failed.flag"
     resumed = run_train(_ema_config(root, tmp_path / "resumed"), fail_once={"epoch": 2, "flag": str(flag)})
     assert flag.exists() and resumed["starts"] == [1, 2] and plain["starts"] == [1]
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
     assert plain["task"] == "test-ema" and plain["monitor"]["metric"] == "val_teacher_accuracy"
     assert plain["history"][-1]["val_samples"] == counts["frames"] // 2
     a, b = _final_state(tmp_path / "plain"), _final_state(tmp_path / "resumed")

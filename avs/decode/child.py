@@ -3,7 +3,9 @@ abort: decord does on some corrupt files) or hangs costs one file only.
 
 Parent side, ``ChildProcess.call(request)``: send a request, wait at most ``timeout_s`` for the reply; a
 child that died raises ``DecoderCrashed``, one that is late is killed and raises ``DecodeTimeout``; the
-next call starts a fresh child. Child side, ``serve(handle)``: answer requests until stdin closes.
+next call starts a fresh child. A new child first says it is ready (its imports done, within
+``STARTUP_TIMEOUT_S``): starting one is not counted in a file's ``timeout_s``.
+Child side, ``serve(handle)``: answer requests until stdin closes.
 Messages are length-prefixed pickles over the child's stdin / stdout, so nothing depends on the parent's
 ``__main__`` (Ray workers, notebooks and scripts all work). A handler's exception travels back as
 ("error", kind, message) and is raised in the parent as the same ``DecodeError`` class.
@@ -25,6 +27,10 @@ from typing import Any, BinaryIO
 from avs.decode.errors import DecodeError, DecoderCrashed, DecodeTimeout, error_kind
 
 _HEADER = struct.Struct("<Q")  # payload length in bytes
+READY = ("ready",)  # the child's first message, once its imports are done
+# Seconds a new child may take to import its modules (Python, numpy, the decoder libraries, plugins) before its
+# first reply: not part of any file's ``timeout_s``, or the file after a crash would time out on a busy machine.
+STARTUP_TIMEOUT_S = 120.0
 _BROKEN = (EOFError, BrokenPipeError, ConnectionResetError, OSError, pickle.UnpicklingError, struct.error)
 
 
@@ -86,6 +92,7 @@ def serve(handle: Callable[[Any], tuple], plugins: list[str]) -> None:
     sys.stdout = sys.stderr  # stray prints from decoders must not corrupt the reply stream
     for name in plugins:
         importlib.import_module(name)
+    _write_message(stdout, READY)  # imports done: the parent's per-file deadline starts after this
     while True:
         try:
             (n,) = _HEADER.unpack(_read_blocking(stdin, _HEADER.size))
@@ -111,6 +118,7 @@ class ChildProcess:
         self.timeout_s = float(timeout_s)
         self.plugins = tuple(plugins)
         self._proc: subprocess.Popen | None = None
+        self._ready = False  # the running child's READY message has been read
 
     def _start(self) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -124,6 +132,7 @@ class ChildProcess:
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
+        self._ready = False
         if proc is None:
             return
         if proc.poll() is None:
@@ -152,10 +161,12 @@ class ChildProcess:
             self._start()
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
+        if not self._ready:
+            self._wait_ready(proc, fd)
         deadline = time.monotonic() + self.timeout_s
         try:
             _write_message(proc.stdin, request)
-            fd = proc.stdout.fileno()
             (n,) = _HEADER.unpack(_read_until(fd, _HEADER.size, deadline))
             reply = pickle.loads(_read_until(fd, n, deadline + 30.0))  # the reply has started: let it finish
         except TimeoutError:
@@ -171,6 +182,31 @@ class ChildProcess:
         if reply[0] != "ok":
             raise_remote(reply[1], reply[2])
         return reply[1:]
+
+    def _wait_ready(self, proc: subprocess.Popen, fd: int) -> None:
+        """Read the new child's READY message (its imports may take seconds on a loaded machine)."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        try:
+            (n,) = _HEADER.unpack(_read_until(fd, _HEADER.size, deadline))
+            first = pickle.loads(_read_until(fd, n, deadline))
+        except TimeoutError:
+            self._kill()
+            raise DecoderCrashed(
+                f"{self.what} process did not start within {STARTUP_TIMEOUT_S:g} s (machine overloaded?)"
+            ) from None
+        except _BROKEN:
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+            self._kill()
+            raise DecoderCrashed(
+                f"{self.what} process died while starting (exit code {code}; a plugin that fails to import?)"
+            ) from None
+        if first != READY:
+            self._kill()
+            raise DecoderCrashed(f"{self.what} process sent {first!r} before it was ready")
+        self._ready = True
 
     def close(self) -> None:
         proc = self._proc
