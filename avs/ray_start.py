@@ -17,16 +17,23 @@ import tempfile
 # and a core_worker error line about its restartable constructor arguments) has nothing to watch.
 EMBEDDED_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
-# True once init_ray started the embedded local Ray in this process: a one-machine cluster that no node will
-# ever join (no autoscaler), so a resource it lacks is missing for good and is not worth waiting for.
-_embedded = False
-
 
 def ray_is_embedded() -> bool:
-    """Whether this process runs the embedded local Ray that ``init_ray`` started (not a cluster's)."""
+    """Whether the connected Ray is one this process started itself (``ray.init()`` with no address and no cluster
+    running on the machine): a one-machine cluster no node will join, with no autoscaler, so a resource it lacks
+    is missing for good. False where ``ray.init()`` joined a running cluster (``RAY_ADDRESS``, or a head node's
+    own cluster found without one), and False when Ray's internals cannot tell (then waiting is kept)."""
     import ray
 
-    return _embedded and ray.is_initialized()
+    if not ray.is_initialized():
+        return False
+    try:
+        from ray._private import worker  # (Ray 2.x: the driver's node; head=True only where this driver started it)
+
+        node = worker._global_node
+        return bool(node is not None and node.is_head())
+    except Exception:  # pragma: no cover - another Ray layout
+        return False
 
 
 def ray_data_logging_config() -> str:
@@ -61,7 +68,6 @@ def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None
     cluster); only Ray's notice that it is on is kept off the user's terminal."""
     import ray
 
-    global _embedded
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):
@@ -73,7 +79,6 @@ def init_ray(num_cpus: int | None = None, *, log_to_driver: bool = True) -> None
         os.environ["RAY_DATA_LOGGING_CONFIG"] = ray_data_logging_config()
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
-    _embedded = True
 
 
 class MissingResources(RuntimeError):

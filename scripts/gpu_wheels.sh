@@ -21,5 +21,8 @@ bash "$smoke" --prepare-wheels "$dest" | grep -v "^on the GPU machine\|^  (keep 
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$dest" regex
+for want in av open_clip_torch soundfile librosa regex; do   # gpu_smoke.sh --prepare-wheels exits 0 even when pip failed
+  compgen -G "$dest/${want}-*.whl" > /dev/null || { echo "gpu_wheels.sh: no $want wheel in $dest (download failed?)" >&2; exit 1; }
+done
 cp "$smoke" "$dest/gpu_smoke.sh"
 echo "$(du -sh "$dest" | cut -f1) in $dest ($(ls "$dest"/*.whl | wc -l) wheels): carry it to the GPU machine"

@@ -264,7 +264,7 @@ def test_a_file_dali_cannot_read_is_decoded_on_cpu_as_a_cpu_run_would(clips, dal
     assert set(out[FALLBACK_COLUMN]) == {"gpu_decode_error (corrupt_media): the GPU decoder could not read the file"}
     assert dali.broken is None and FakePipeline.runs > 1  # a file's failure leaves DALI on for the next files
     assert refused["error_type"].tolist() == [CorruptMedia.kind] * 2 and set(refused[FALLBACK_COLUMN]) == {""}
-    assert crashed["error_type"].tolist() == ["decoder_crashed"]
+    assert crashed["error_type"].tolist() == ["decoder_crashed"] and crashed[FALLBACK_COLUMN].tolist() == [""]
     assert "the GPU decoder failed too: " in crashed["error_message"][0]
     assert "Failed to create video decoder" in crashed["error_message"][0]
 
@@ -315,8 +315,11 @@ def test_a_stop_reaches_the_driver_as_one_clear_error(ray_local, clips):
 
 
 @pytest.mark.ray
-def test_gpu_resources_missing_fail_fast_naming_the_resource(ray_local):
+def test_gpu_resources_missing_fail_fast_naming_the_resource(ray_local, monkeypatch):
+    import avs.ray_start as rs
     from avs.ray_start import MissingResources, wait_for_resources
+
+    monkeypatch.setattr(rs, "ray_is_embedded", lambda: False)  # as on a cluster, where a node may still join
 
     have = int(ray_local.cluster_resources().get("GPU", 0))  # one more GPU than there is, on any machine
     t0 = time.perf_counter()
@@ -331,10 +334,10 @@ def test_gpu_resources_missing_fail_fast_naming_the_resource(ray_local):
 
 
 @pytest.mark.ray
-def test_embedded_ray_without_the_resource_fails_at_once(ray_local, monkeypatch):
+def test_embedded_ray_without_the_resource_fails_at_once(ray_local):
     import avs.ray_start as rs
 
-    monkeypatch.setattr(rs, "_embedded", True)  # as if init_ray had started this Ray: no node can join it
+    assert rs.ray_is_embedded()  # the suite's Ray was started by this process: no node can join it
     have = int(ray_local.cluster_resources().get("GPU", 0))
     t0 = time.perf_counter()
     with pytest.raises(rs.MissingResources, match=r"embedded Ray lacks GPU \(needs .*no other node can join"):

@@ -24,8 +24,8 @@ def check_backends(
     for name in plugins:
         try:
             importlib.import_module(name)
-        except ImportError as exc:
-            raise ValueError(f"decoder plugin {name!r} cannot be imported: {exc}") from None
+        except Exception as exc:  # ImportError, or whatever the plugin raises while it loads
+            raise ValueError(f"decoder plugin {name!r} cannot be imported: {type(exc).__name__}: {exc}") from None
     special = SPECIAL_VIDEO if gpu_video else ()
     for registry, name, setting in ((AUDIO_DECODERS, audio, "audio"), (VIDEO_DECODERS, video, "video")):
         if name is None or (setting == "video" and name in special):

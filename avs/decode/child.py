@@ -86,10 +86,16 @@ def raise_remote(kind: str, message: str) -> None:
     raise exc
 
 
-def serve(handle: Callable[[Any], tuple], plugins: list[str]) -> None:
-    """Child loop: ``handle(request)`` -> reply tuple; exceptions become ("error", kind, message)."""
+def serve(handle: Callable[[Any], tuple], plugins: list[str], preload: tuple[str, ...] = ()) -> None:
+    """Child loop: ``handle(request)`` -> reply tuple; exceptions become ("error", kind, message). ``preload``:
+    the decoder libraries ``handle`` imports lazily, imported before READY (an optional one may be missing)."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints from decoders must not corrupt the reply stream
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional decoder (decord) not installed: its own calls say so
+            pass
     for name in plugins:
         importlib.import_module(name)
     _write_message(stdout, READY)  # imports done: the parent's per-file deadline starts after this

@@ -151,4 +151,4 @@ class GuardedDecoder(ChildProcess):
 
 
 if __name__ == "__main__":
-    serve(_handle, sys.argv[1:])
+    serve(_handle, sys.argv[1:], preload=("avs.decode.audio", "avs.decode.segments", "soundfile", "av"))

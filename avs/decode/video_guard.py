@@ -96,4 +96,4 @@ class GuardedFrameReader(ChildProcess):
 
 
 if __name__ == "__main__":
-    serve(_handle, sys.argv[1:])
+    serve(_handle, sys.argv[1:], preload=("av", "decord", "PIL.Image"))

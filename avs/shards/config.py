@@ -92,6 +92,8 @@ class PipelineConfig:
     # The GPU video decoder (DALI) failing for a reason of the machine -- NVDEC / libnvcuvid missing, a CUDA
     # error, GPU memory -- is never recorded as a bad file: true decodes such files on CPU and counts them in
     # run.json (counts.gpu_fallbacks, branches.video.gpu_fallback_reasons); false stops the run instead.
+    # True also decodes again on CPU a file DALI fails on for a reason of the file (a codec or profile NVDEC
+    # lacks), as a CPU run would; false records DALI's error for it.
     gpu_decode_fallback: bool = True
 
 

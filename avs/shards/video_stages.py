@@ -296,16 +296,17 @@ class DaliDecoder:
         """A file DALI could not read, though PyAV indexed it (a codec or profile NVDEC lacks, frames past DALI's
         own count, or real damage): decoded by the CPU path, as a CPU run would, its rows saying why in
         ``decode_fallback`` (one reason per error kind, so run.json's counts stay small). Failing there too, its
-        error row is the CPU decoder's, with DALI's message appended. ``gpu_fallback=False``: DALI's error row."""
+        error row is the CPU decoder's, with DALI's message appended (not counted as a fallback).
+        ``gpu_fallback=False``: DALI's error row."""
         fields = error_fields("decode", failure)
         if not self.gpu_fallback:
             return None, fields, ""
         kind = fields["error_type"]
         why = f"gpu_decode_error ({kind}): the GPU decoder could not read the file"
         got, err, why = self._cpu(path, why)
-        if err:
+        if err:  # a bad file, not a GPU fallback (run.json counts only clips the CPU decoded)
             both = f"{err['error_message']} (the GPU decoder failed too: {fields['error_message']})"
-            err = {**err, "error_message": both[:2000]}
+            return None, {**err, "error_message": both[:2000]}, ""
         return got, err, why
 
     def _cpu(self, path: str, fallback: str) -> tuple[Any, dict[str, str], str]:
