@@ -100,6 +100,26 @@ def test_starting_a_decoder_process_is_not_charged_to_a_file(tmp_path):
         assert time.perf_counter() - t0 < 1.0 + 5  # the hang itself is cut at the file's timeout
 
 
+def test_a_decoder_process_that_cannot_start_is_the_machines_failure_not_the_files(tmp_path):
+    """A plugin missing on this worker kills every decoder child while it starts: InfrastructureError (the run
+    stops, avs serve answers 503), never a DecodeError that would become an error row for every file."""
+    from avs.decode.errors import DecodeError, InfrastructureError, infrastructure_reason
+    from avs.shards.config import AudioConfig
+    from avs.shards.stages import DecodeStage
+
+    good = tmp_path / "good.wav"
+    media.write_wav(good, signals.tone(440.0, 0.5, 16_000), 16_000)
+    with GuardedDecoder(timeout_s=5.0, plugins=("avs_plugin_not_installed",)) as dec:
+        with pytest.raises(InfrastructureError, match="decoder_unavailable: .*died while starting") as stop:
+            dec.decode(str(good))
+    assert not isinstance(stop.value, DecodeError) and "avs_plugin_not_installed" in str(stop.value)
+    assert infrastructure_reason(RuntimeError(str(stop.value))) == "decoder_unavailable"  # from a worker's text
+    stage = DecodeStage(AudioConfig(sample_rate_hz=16_000), 5.0, ("avs_plugin_not_installed",))
+    with pytest.raises(InfrastructureError):  # not an error row of good.wav
+        stage.decode_clip(str(good))
+    stage.decoder.close()
+
+
 def test_guard_survives_crash_and_hang(tmp_path):
     good = tmp_path / "good.wav"
     media.write_wav(good, signals.tone(440.0, 0.5, 16_000), 16_000)

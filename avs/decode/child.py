@@ -4,7 +4,8 @@ abort: decord does on some corrupt files) or hangs costs one file only.
 Parent side, ``ChildProcess.call(request)``: send a request, wait at most ``timeout_s`` for the reply; a
 child that died raises ``DecoderCrashed``, one that is late is killed and raises ``DecodeTimeout``; the
 next call starts a fresh child. A new child first says it is ready (its imports done, within
-``STARTUP_TIMEOUT_S``): starting one is not counted in a file's ``timeout_s``.
+``STARTUP_TIMEOUT_S``): starting one is not counted in a file's ``timeout_s``, and a child that cannot start
+raises ``InfrastructureError("decoder_unavailable")``, the machine's failure, never a file's error row.
 Child side, ``serve(handle)``: answer requests until stdin closes.
 Messages are length-prefixed pickles over the child's stdin / stdout, so nothing depends on the parent's
 ``__main__`` (Ray workers, notebooks and scripts all work). A handler's exception travels back as
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from avs.decode.errors import DecodeError, DecoderCrashed, DecodeTimeout, error_kind
+from avs.decode.errors import DecodeError, DecoderCrashed, DecodeTimeout, InfrastructureError, error_kind
 
 _HEADER = struct.Struct("<Q")  # payload length in bytes
 READY = ("ready",)  # the child's first message, once its imports are done
@@ -197,8 +198,9 @@ class ChildProcess:
             first = pickle.loads(_read_until(fd, n, deadline))
         except TimeoutError:
             self._kill()
-            raise DecoderCrashed(
-                f"{self.what} process did not start within {STARTUP_TIMEOUT_S:g} s (machine overloaded?)"
+            raise InfrastructureError(
+                "decoder_unavailable",
+                f"the {self.what} process did not start within {STARTUP_TIMEOUT_S:g} s (machine overloaded?)",
             ) from None
         except _BROKEN:
             try:
@@ -206,12 +208,14 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 code = None
             self._kill()
-            raise DecoderCrashed(
-                f"{self.what} process died while starting (exit code {code}; a plugin that fails to import?)"
+            raise InfrastructureError(
+                "decoder_unavailable",
+                f"the {self.what} process died while starting (exit code {code}; a decoder plugin that cannot be "
+                f"imported on this worker? plugins: {list(self.plugins)})",
             ) from None
         if first != READY:
             self._kill()
-            raise DecoderCrashed(f"{self.what} process sent {first!r} before it was ready")
+            raise InfrastructureError("decoder_unavailable", f"the {self.what} process sent {first!r} first")
         self._ready = True
 
     def close(self) -> None:

@@ -98,6 +98,12 @@ INFRASTRUCTURE_REASONS: dict[str, tuple[str, ...]] = {
         "nvml",
         "fallen off the bus",
     ),
+    # a decoder child process that cannot start (avs.decode.child): a plugin missing on this worker, an
+    # overloaded machine; every file would fail the same way, so it is the machine's failure, not the files'
+    "decoder_unavailable": (
+        "decoder process did not start",
+        "decoder process died while starting",
+    ),
 }
 
 

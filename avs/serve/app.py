@@ -8,7 +8,8 @@
 
 Errors: 400 empty body / unknown feature set, 404 unknown run or route, 406 an Accept the service cannot give,
 413 an upload over ``max_upload_mb``, 422 media that cannot be decoded (corrupt, no usable stream, decode
-timeout: the decoder child is killed after ``decode_timeout_s``), 500 only for faults of the server itself.
+timeout: the decoder child is killed after ``decode_timeout_s``), 503 when the replica's decoder process cannot
+start, 500 only for other faults of the server itself.
 
 Each replica holds its decoders (child processes) and extractors; decode + features of one request run in a
 worker thread, one at a time per replica (the decoder child is one process), while the event loop takes more
@@ -177,10 +178,15 @@ class AvsService:
 
         data = await self._body(request)
         filename = request.query_params.get("filename", "")
+        from avs.decode.errors import InfrastructureError
+
         try:
             result = await asyncio.to_thread(self._extract_file, extractor, data, filename, wanted)
         except BadMedia as exc:
             raise HTTPError(422, str(exc)) from None
+        except InfrastructureError as exc:  # the replica's decoder process cannot start: the server's fault
+            log.error("avs serve: %s", exc)
+            raise HTTPError(503, f"the service cannot decode now ({exc.reason}); try again later") from None
         except UnknownFeatureSet as exc:
             raise HTTPError(400, str(exc)) from None
         return result, filename

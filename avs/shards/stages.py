@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from avs.decode.errors import InfrastructureError
 from avs.shards.config import AudioConfig, FeatureSetConfig
 from avs.shards.writer import FeatureSink, clip_tables
 
@@ -59,6 +60,8 @@ class DecodeStage:
         a = self.audio
         try:
             audio, rate = self.decoder.decode(path)
+        except InfrastructureError:  # the decoder process cannot start here: the run stops, no file is blamed
+            raise
         except Exception as exc:
             return None, None, error_fields("decode", exc)
         try:

@@ -118,6 +118,8 @@ class VideoDecodeStage:
             if len(got.frames) == 0:
                 raise no_frames(str(path))
             return got, {}
+        except InfrastructureError:  # the decoder process cannot start here: the run stops, no file is blamed
+            raise
         except Exception as exc:
             return None, error_fields("decode", exc)
 
@@ -323,6 +325,8 @@ class DaliDecoder:
             got = self._reader.read_frames(path, self.rule)
             if len(got.frames) == 0:
                 raise no_frames(path)
+        except InfrastructureError:  # the CPU decoder process cannot start either: the run stops
+            raise
         except Exception as exc:
             return None, error_fields("decode", exc), fallback
         return got._replace(frames=torch.from_numpy(got.frames).to(self.device)), {}, fallback
