@@ -197,6 +197,14 @@ def test_frame_rows_turn_zero_frames_into_an_error_row():
     assert out["decode_s"].tolist() == [0.1, 0.2] and len(frames) == 2
 
 
+def _assert_same_rows_and_frames(out: dict, frames: list, want: dict) -> None:
+    """The DALI stage's rows and frames equal the CPU path's (VideoDecodeStage) for the same batch."""
+    for key in ("clip_id", "segment", "frame_index", "timestamp_s", "error_type", "error_message"):
+        assert out[key].tolist() == want[key].tolist(), key
+    for got, ref in zip(frames, want["frame"], strict=True):
+        np.testing.assert_array_equal(np.asarray(got), ref)
+
+
 def test_infrastructure_failure_falls_back_to_cpu_decode_and_is_counted(clips, dali_fails):
     """NVDEC missing: each file is decoded by the CPU path instead (same frames), its rows say why, later blocks
     skip DALI; bad files keep their own error rows; the driver's count comes from the status rows."""
@@ -214,10 +222,7 @@ def test_infrastructure_failure_falls_back_to_cpu_decode_and_is_counted(clips, d
     finally:
         dali.close()
         cpu.reader.close()
-    for key in ("clip_id", "segment", "frame_index", "timestamp_s", "error_type", "error_message"):
-        assert out[key].tolist() == want[key].tolist(), key
-    for got, ref in zip(frames, want["frame"], strict=True):
-        np.testing.assert_array_equal(np.asarray(got), ref)
+    _assert_same_rows_and_frames(out, frames, want)
     why = {c: w for c, w in zip(out["clip_id"], out[FALLBACK_COLUMN], strict=True)}
     assert why["c0"].startswith("nvdec_unavailable: DALI failed") and why["c0"] == why["c3"]
     assert why["c1"] == why["c2"] == why["c4"] == ""  # bad files are not GPU fallbacks
@@ -257,10 +262,7 @@ def test_a_file_dali_cannot_read_is_decoded_on_cpu_as_a_cpu_run_would(clips, dal
         for d in (dali, strict, both):
             d.close()
         cpu.reader.close()
-    for key in ("clip_id", "segment", "frame_index", "timestamp_s", "error_type", "error_message"):
-        assert out[key].tolist() == want[key].tolist(), key
-    for got, ref in zip(frames, want["frame"], strict=True):
-        np.testing.assert_array_equal(np.asarray(got), ref)
+    _assert_same_rows_and_frames(out, frames, want)
     assert set(out[FALLBACK_COLUMN]) == {"gpu_decode_error (corrupt_media): the GPU decoder could not read the file"}
     assert dali.broken is None and FakePipeline.runs > 1  # a file's failure leaves DALI on for the next files
     assert refused["error_type"].tolist() == [CorruptMedia.kind] * 2 and set(refused[FALLBACK_COLUMN]) == {""}

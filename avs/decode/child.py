@@ -180,15 +180,20 @@ class ChildProcess:
             self._kill()
             raise DecodeTimeout(f"{self.what} did not finish {path} within {self.timeout_s:g} s (killed)") from None
         except _BROKEN:
-            try:
-                code = proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                code = None
-            self._kill()
+            code = self._reap(proc)
             raise DecoderCrashed(f"{self.what} process died on {path} (exit code {code})") from None
         if reply[0] != "ok":
             raise_remote(reply[1], reply[2])
         return reply[1:]
+
+    def _reap(self, proc: subprocess.Popen) -> int | None:
+        """A child whose pipe broke: its exit code (None if it has not exited within 5 s), then it is gone."""
+        try:
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._kill()
+        return code
 
     def _wait_ready(self, proc: subprocess.Popen, fd: int) -> None:
         """Read the new child's READY message (its imports may take seconds on a loaded machine)."""
@@ -203,11 +208,7 @@ class ChildProcess:
                 f"the {self.what} process did not start within {STARTUP_TIMEOUT_S:g} s (machine overloaded?)",
             ) from None
         except _BROKEN:
-            try:
-                code = proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                code = None
-            self._kill()
+            code = self._reap(proc)
             raise InfrastructureError(
                 "decoder_unavailable",
                 f"the {self.what} process died while starting (exit code {code}; a decoder plugin that cannot be "

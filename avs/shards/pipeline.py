@@ -91,11 +91,10 @@ def plan_resources(cfg: ExtractConfig, branch: str, n_blocks: int | None = None)
     else:  # video on CPU: decoding a few frames is light next to CLIP, so CLIP actors share every core
         decoders = p.decoders or max(1, cpus // 4)
         feature_workers = p.feature_workers or max(1, (cpus - decoders) // 2)
-        threads = max(1, cpus // feature_workers)
     if n_blocks is not None:
         feature_workers, decoders = min(feature_workers, max(1, n_blocks)), min(decoders, max(1, n_blocks))
-        if not use_gpu and branch == "video":
-            threads = max(1, cpus // feature_workers)
+    if not use_gpu and branch == "video":
+        threads = max(1, cpus // feature_workers)  # every core's threads over the (capped) CLIP actors
     video_decoder = None
     if branch == "video":
         from avs.decode.dali import _dali_installed
